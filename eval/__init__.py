@@ -1,0 +1,1 @@
+"""Evaluation: BLEU, ASR-BLEU, latency (LAAL, End Offset) and speaker similarity."""

@@ -1,0 +1,39 @@
+"""Reading and writing audio: whatever sphn decodes, as 24 kHz mono float32."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import sphn
+
+SAMPLE_RATE = 24000
+FRAME_SIZE = 1920  # 80 ms at 24 kHz: one Mimi frame, one model step.
+ACCEPTED = "wav, flac, mp3, ogg/vorbis and the other formats sphn (symphonia) decodes, any sample rate, mono or multi-channel"
+
+
+class AudioError(ValueError):
+    """Audio that cannot be used, with a message naming the file and what is accepted."""
+
+
+def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Returns mono float32 samples at `sample_rate`, channels averaged."""
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"{path}: no such file")
+    try:
+        pcm, _ = sphn.read(str(path), sample_rate=sample_rate)
+    except Exception as exc:  # sphn reports every decoding problem as ValueError/OSError
+        raise AudioError(f"{path}: cannot decode as audio ({exc}); accepted: {ACCEPTED}") from exc
+    pcm = np.asarray(pcm, dtype=np.float32)
+    if pcm.ndim == 2:
+        pcm = pcm.mean(axis=0)
+    if pcm.size == 0:
+        raise AudioError(f"{path}: the file holds no audio samples")
+    if not np.isfinite(pcm).all():
+        raise AudioError(f"{path}: the audio holds NaN or infinite samples")
+    return pcm
+
+
+def write_wav(path: str | Path, pcm: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
+    sphn.write_wav(str(path), np.asarray(pcm, dtype=np.float32), sample_rate=sample_rate)

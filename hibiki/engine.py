@@ -1,0 +1,307 @@
+"""The batched streaming translator: one LM and one Mimi serving B independent streams.
+
+Each stream owns a slot of the batch. moshi's per-slot `reset_streaming(mask)` starts a
+stream without disturbing the others, and `set_exec_mask(mask)` lets a tick advance only
+the slots that have something to do, so streams join, feed at their own pace and leave
+at any frame. A tick is one 80 ms model step for every slot that advances.
+
+Stream life: attach -> one priming step (moshi's "feed the first frame twice": the model
+never reads the input of a stream's first step, see `_Phase`) -> one step per 80 ms input
+frame -> after `end_input`, one input-EOS frame (every source code = Mimi's cardinality)
+then Mimi-encoded silence, until the model writes text EOS or the tail bound is reached
+-> the slot is free again.
+
+Output audio is in model time: output frame t is the target frame aligned with input
+frame t (what training aligns), as moshi's run_inference writes it. A live listener hears
+it `max(delays)` frames after input frame t arrived.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from moshi.models import LMGen
+from moshi.run_inference import get_condition_tensors
+
+from hibiki.audio import FRAME_SIZE, SAMPLE_RATE
+from hibiki.checkpoint import Checkpoint
+
+logger = logging.getLogger(__name__)
+
+FRAME_RATE = SAMPLE_RATE / FRAME_SIZE
+# Text ids never shown to users: EPAD (0), BOS (1), EOS (2), PAD (3), as moshi's clients do.
+SILENT_TEXT_IDS = frozenset({0, 1, 2, 3})
+
+
+class NoFreeSlot(RuntimeError):
+    """Every slot of the batch is taken."""
+
+
+@dataclass
+class Sampling:
+    """LMGen sampling settings: the checkpoint's `lm_gen_config`, then overrides."""
+
+    temp: float = 0.8
+    temp_text: float = 0.7
+    top_k: int = 250
+    top_k_text: int = 25
+    use_sampling: bool = True
+    cfg_coef: float = 1.0
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: Checkpoint, **overrides: Any) -> "Sampling":
+        known = set(cls.__dataclass_fields__)
+        values = {k: v for k, v in checkpoint.info.lm_gen_config.items() if k in known}
+        unknown = set(overrides) - known
+        if unknown:
+            raise ValueError(f"unknown sampling settings {sorted(unknown)}; accepted: {sorted(known)}")
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+class _Phase(enum.Enum):
+    FREE = "free"
+    PRIME = "prime"  # next step is the stream's first: its input is never read, only its output kept
+    RUNNING = "running"  # one step per buffered input frame
+    FLUSHING = "flushing"  # input ended: EOS frame, then silence, every tick
+
+
+@dataclass
+class _Slot:
+    phase: _Phase = _Phase.FREE
+    chunks: deque = field(default_factory=deque)  # float32 arrays not yet consumed
+    buffered: int = 0  # samples in chunks
+    input_ended: bool = False
+    eos_fed: bool = False
+    input_frames: int = 0  # real frames consumed (partial last frame included)
+    steps: int = 0  # model steps taken, priming included
+    outputs: int = 0  # output frames emitted
+
+    def pop_frame(self, pad: bool) -> np.ndarray | None:
+        """The next FRAME_SIZE samples, zero-padding the last partial frame when `pad`."""
+        if self.buffered < FRAME_SIZE and not (pad and self.buffered > 0):
+            return None
+        frame = np.zeros(FRAME_SIZE, dtype=np.float32)
+        filled = 0
+        while filled < FRAME_SIZE and self.chunks:
+            chunk = self.chunks[0]
+            take = min(FRAME_SIZE - filled, len(chunk))
+            frame[filled:filled + take] = chunk[:take]
+            filled += take
+            if take == len(chunk):
+                self.chunks.popleft()
+            else:
+                self.chunks[0] = chunk[take:]
+        self.buffered -= filled
+        return frame
+
+
+@dataclass
+class FrameOutput:
+    """What one stream receives for one output frame."""
+
+    slot: int
+    index: int  # output frame index: covers [index * 80 ms, (index + 1) * 80 ms) of model time
+    pcm: np.ndarray  # FRAME_SIZE float32 samples at 24 kHz
+    text: str  # the text piece for this frame ('' for padding), SentencePiece '▁' as a space
+    text_token: int
+    audio_tokens: np.ndarray  # [dep_q] codes that produced `pcm`
+    final: bool  # the stream is complete and its slot has been freed
+
+
+class BatchedTranslator:
+    """Steps B streams through one Hibiki model; not thread-safe (drive it from one loop)."""
+
+    def __init__(self, checkpoint: Checkpoint, slots: int = 1, sampling: Sampling | None = None,
+                 max_tail_s: float = 10.0):
+        if slots < 1:
+            raise ValueError(f"slots must be >= 1, got {slots}")
+        self.checkpoint = checkpoint
+        self.lm = checkpoint.lm
+        self.mimi = checkpoint.mimi
+        self.tokenizer = checkpoint.tokenizer
+        self.device = self.lm.device
+        self.sampling = sampling or Sampling.from_checkpoint(checkpoint)
+        self.max_tail_frames = max(0, round(max_tail_s * FRAME_RATE))
+        self.batch_size = slots
+        self.max_delay = max(self.lm.delays)
+        self.eos_text_id = self.tokenizer.eos_id()
+        if self.sampling.cfg_coef != 1.0 and self.lm.condition_provider is None:
+            raise ValueError(
+                f"cfg_coef={self.sampling.cfg_coef} needs a checkpoint with a voice-transfer conditioner; "
+                "this one has none (use cfg_coef=1)")
+        conditions = get_condition_tensors(checkpoint.info.model_type, self.lm, slots, self.sampling.cfg_coef)
+        self.lm_gen = LMGen(
+            self.lm, use_sampling=self.sampling.use_sampling, temp=self.sampling.temp,
+            temp_text=self.sampling.temp_text, top_k=self.sampling.top_k,
+            top_k_text=self.sampling.top_k_text, cfg_coef=self.sampling.cfg_coef,
+            condition_tensors=conditions or None, support_out_of_sync=True,
+        )
+        self.lm_gen.streaming_forever(slots)
+        self.mimi.streaming_forever(slots)
+        self._slots = [_Slot() for _ in range(slots)]
+        self.steps_taken = 0
+        self.step_seconds = 0.0
+        if self.device.type == "cuda":
+            self._warmup()
+
+    # ----------------------------------------------------------------- stream API
+    @property
+    def free_slots(self) -> int:
+        return sum(s.phase is _Phase.FREE for s in self._slots)
+
+    @property
+    def active_slots(self) -> list[int]:
+        return [i for i, s in enumerate(self._slots) if s.phase is not _Phase.FREE]
+
+    def attach(self) -> int:
+        """Takes a free slot for a new stream and resets its state; raises NoFreeSlot."""
+        for index, slot in enumerate(self._slots):
+            if slot.phase is _Phase.FREE:
+                self._reset([index])
+                self._slots[index] = _Slot(phase=_Phase.PRIME)
+                return index
+        raise NoFreeSlot(f"all {self.batch_size} slots are busy")
+
+    def feed(self, slot: int, pcm: np.ndarray) -> None:
+        """Queues 24 kHz mono float32 samples of any length for a stream."""
+        state = self._active(slot)
+        if state.input_ended:
+            raise ValueError(f"slot {slot}: input already ended")
+        pcm = np.asarray(pcm, dtype=np.float32).reshape(-1)
+        if pcm.size:
+            state.chunks.append(pcm)
+            state.buffered += pcm.size
+
+    def end_input(self, slot: int) -> None:
+        """Marks the end of a stream's input; its translation is then flushed."""
+        self._active(slot).input_ended = True
+
+    def detach(self, slot: int) -> None:
+        """Abandons a stream (e.g. its client left); the slot is free at once."""
+        self._slots[slot] = _Slot()
+
+    def buffered_frames(self, slot: int) -> int:
+        return self._active(slot).buffered // FRAME_SIZE
+
+    # ----------------------------------------------------------------- stepping
+    @torch.no_grad()
+    def step(self) -> list[FrameOutput]:
+        """Advances every slot that has work by one model step; returns the frames produced."""
+        B = self.batch_size
+        execute = np.zeros(B, dtype=bool)
+        encode = np.zeros(B, dtype=bool)
+        eos = np.zeros(B, dtype=bool)
+        pcm_in = np.zeros((B, 1, FRAME_SIZE), dtype=np.float32)
+        for index, slot in enumerate(self._slots):
+            if slot.phase is _Phase.PRIME:
+                execute[index] = True
+            elif slot.phase is _Phase.RUNNING:
+                frame = slot.pop_frame(pad=slot.input_ended)
+                if frame is not None:
+                    execute[index] = encode[index] = True
+                    pcm_in[index, 0] = frame
+                    slot.input_frames += 1
+                elif slot.input_ended:
+                    slot.phase = _Phase.FLUSHING
+            if slot.phase is _Phase.FLUSHING:
+                execute[index] = True
+                if slot.eos_fed:
+                    encode[index] = True  # silence after the EOS frame
+                else:
+                    eos[index] = slot.eos_fed = True
+        if not execute.any():
+            return []
+        start = time.perf_counter()
+        codes = self._encode(pcm_in, encode)
+        if eos.any():
+            codes[torch.from_numpy(eos).to(self.device)] = self.mimi.cardinality
+        exec_mask = torch.from_numpy(execute).to(self.device)
+        self.lm_gen.set_exec_mask(exec_mask)
+        tokens = self.lm_gen.step(codes)
+        assert tokens is not None  # support_out_of_sync: always a tensor, -2 where not generated yet
+        tokens = tokens[:, :, 0]
+        valid = exec_mask & (tokens[:, 0] >= 0)
+        pcm_out = self._decode(tokens[:, 1:], valid) if bool(valid.any()) else None
+        self.steps_taken += 1
+        self.step_seconds += time.perf_counter() - start
+        return self._collect(execute, valid.cpu().numpy(), tokens.cpu().numpy(), pcm_out)
+
+    def _encode(self, pcm_in: np.ndarray, encode: np.ndarray) -> torch.Tensor:
+        n_codebooks = self.mimi.num_codebooks
+        if not encode.any():
+            return torch.zeros(self.batch_size, n_codebooks, 1, dtype=torch.long, device=self.device)
+        self.mimi.set_exec_mask(torch.from_numpy(encode).to(self.device))
+        return self.mimi.encode(torch.from_numpy(pcm_in).to(self.device))
+
+    def _decode(self, audio_tokens: torch.Tensor, valid: torch.Tensor) -> np.ndarray:
+        self.mimi.set_exec_mask(valid)
+        audio_tokens = torch.where(valid[:, None], audio_tokens, torch.zeros_like(audio_tokens))
+        return self.mimi.decode(audio_tokens[:, :, None])[:, 0].float().cpu().numpy()
+
+    def _collect(self, execute: np.ndarray, valid: np.ndarray, tokens: np.ndarray,
+                 pcm_out: np.ndarray | None) -> list[FrameOutput]:
+        outputs = []
+        for index in np.flatnonzero(execute):
+            slot = self._slots[index]
+            slot.steps += 1
+            if slot.phase is _Phase.PRIME:
+                slot.phase = _Phase.RUNNING
+            if not valid[index]:
+                continue
+            assert pcm_out is not None
+            text_token = int(tokens[index, 0])
+            ended = slot.eos_fed and text_token == self.eos_text_id
+            tail = slot.outputs + 1 - slot.input_frames
+            final = ended or (slot.eos_fed and tail >= self.max_tail_frames)
+            outputs.append(FrameOutput(
+                slot=int(index), index=slot.outputs, pcm=pcm_out[index].copy(),
+                text=self.piece(text_token), text_token=text_token,
+                audio_tokens=tokens[index, 1:].copy(), final=final,
+            ))
+            slot.outputs += 1
+            if final:
+                self.detach(int(index))
+        return outputs
+
+    def piece(self, text_token: int) -> str:
+        """The text a client is sent for one token, as moshi's servers do."""
+        if text_token in SILENT_TEXT_IDS or text_token < 0:
+            return ""
+        return self.tokenizer.id_to_piece(text_token).replace("▁", " ")
+
+    def decode_text(self, text_tokens: list[int]) -> str:
+        """Full transcript of a stream's text tokens (byte-fallback pieces joined properly)."""
+        return self.tokenizer.decode([t for t in text_tokens if t not in SILENT_TEXT_IDS and t >= 0])
+
+    # ----------------------------------------------------------------- internals
+    def _active(self, slot: int) -> _Slot:
+        if not 0 <= slot < self.batch_size or self._slots[slot].phase is _Phase.FREE:
+            raise ValueError(f"slot {slot} has no stream attached")
+        return self._slots[slot]
+
+    def _reset(self, indices: list[int]) -> None:
+        mask = torch.zeros(self.batch_size, dtype=torch.bool, device=self.device)
+        mask[indices] = True
+        self.lm_gen.reset_streaming(mask)
+        self.mimi.reset_streaming(mask)
+
+    def _warmup(self) -> None:
+        """Runs a few full-batch steps so CUDA graphs are captured before the first stream."""
+        indices = [self.attach() for _ in range(self.batch_size)]
+        for index in indices:
+            self.feed(index, np.zeros(FRAME_SIZE * 4, dtype=np.float32))
+        for _ in range(4):
+            self.step()
+        for index in indices:
+            self.detach(index)
+        self.steps_taken, self.step_seconds = 0, 0.0
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()

@@ -1,0 +1,1 @@
+"""The streaming translation service (Kyutai websocket protocol and our own API)."""

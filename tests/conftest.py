@@ -1,0 +1,64 @@
+"""Shared fixtures: tiny random checkpoints in Kyutai's format, built once per test session."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+# Never reach for the hub from tests; must be set before huggingface_hub is imported.
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+from hibiki.audio import FRAME_SIZE, SAMPLE_RATE  # noqa: E402
+from hibiki.checkpoint import load_checkpoint  # noqa: E402
+from hibiki.presets import build_random_checkpoint  # noqa: E402
+
+HIBIKI_CLI = [sys.executable, "-m", "hibiki.cli"]
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory) -> Path:
+    return build_random_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny", "tiny", seed=1)
+
+
+@pytest.fixture()
+def tiny(tiny_dir):
+    """A freshly loaded tiny checkpoint (tests may modify its weights)."""
+    return load_checkpoint(tiny_dir)
+
+
+def noise(seconds: float, seed: int) -> np.ndarray:
+    """Deterministic speech-level noise at 24 kHz."""
+    return (np.random.default_rng(seed).standard_normal(round(seconds * SAMPLE_RATE)) * 0.1).astype(np.float32)
+
+
+def frames(n: int, seed: int) -> np.ndarray:
+    return noise(n * FRAME_SIZE / SAMPLE_RATE, seed)
+
+
+@pytest.fixture(scope="session")
+def eos_dir(tiny_dir, tmp_path_factory) -> Path:
+    """The tiny checkpoint with a text bias that makes text EOS the argmax at every step.
+
+    Lets tests observe the end-of-stream logic: EOS before the input ends must be ignored,
+    EOS after the input EOS frame must end the stream.
+    """
+    import copy
+
+    import torch
+    from moshi.models import loaders
+
+    from hibiki.checkpoint import save_checkpoint
+
+    base = load_checkpoint(tiny_dir)
+    config = dict(copy.deepcopy(base.lm_config), bias_proj=True)
+    torch.manual_seed(2)
+    lm = loaders.get_moshi_lm(None, lm_kwargs=copy.deepcopy(config), device="cpu", dtype=torch.float32)
+    with torch.no_grad():
+        lm.text_linear.bias.zero_()
+        lm.text_linear.bias[base.tokenizer.eos_id()] = 1e4
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "eos", lm, base.mimi, base.info.tokenizer,
+                           config, mimi_config=base.info.mimi_config, lm_gen_config=base.info.lm_gen_config)

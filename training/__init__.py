@@ -1,0 +1,1 @@
+"""Training recipes: data preparation, supervised fine-tuning and GRPO latency stage."""
