@@ -1,10 +1,11 @@
-"""Reading and writing audio: whatever sphn decodes, as 24 kHz mono float32."""
+"""Reading and writing audio: whatever sphn decodes, as 24 kHz mono float32 (soxr resampling)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+import soxr
 import sphn
 
 SAMPLE_RATE = 24000
@@ -22,14 +23,18 @@ def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     if not path.is_file():
         raise AudioError(f"{path}: no such file")
     try:
-        pcm, _ = sphn.read(str(path), sample_rate=sample_rate)
+        pcm, rate = sphn.read(str(path))
     except Exception as exc:  # sphn reports every decoding problem as ValueError/OSError
         raise AudioError(f"{path}: cannot decode as audio ({exc}); accepted: {ACCEPTED}") from exc
     pcm = np.asarray(pcm, dtype=np.float32)
     if pcm.ndim == 2:
         pcm = pcm.mean(axis=0)
     if pcm.size == 0:
-        raise AudioError(f"{path}: the file holds no audio samples")
+        raise AudioError(f"{path}: no audio samples (the file is empty)")
+    if rate != sample_rate:
+        # soxr, not sphn.resample: the latter delays the signal by tens of ms, which would
+        # shift every latency measured against the source.
+        pcm = soxr.resample(pcm, rate, sample_rate).astype(np.float32, copy=False)
     if not np.isfinite(pcm).all():
         raise AudioError(f"{path}: the audio holds NaN or infinite samples")
     return pcm

@@ -170,8 +170,8 @@ def _compare_state(expected: dict[str, torch.Tensor], path: Path, what: str) -> 
         return
     lines = [f"{path.name} does not match the {what} its config describes:"]
     if wrong:
-        lines.append("shape mismatches (config vs file): " + "; ".join(
-            f"{k} {e} vs {f}" for k, e, f in wrong[:5]) + (" ..." if len(wrong) > 5 else ""))
+        lines.append(f"{len(wrong)} shape mismatches (config vs file), e.g. " + "; ".join(
+            f"{k} {e} vs {f}" for k, e, f in wrong[:3]) + ";")
     if missing:
         lines.append(f"{len(missing)} tensors missing from the file, e.g. {missing[:3]}")
     if unexpected:

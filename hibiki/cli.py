@@ -100,10 +100,12 @@ def translate(
             written += 1
             tqdm.write(f"{result.key} -> {stem.with_suffix('.wav')}: {result.text!r}")
     elapsed = time.perf_counter() - start
-    rtf = elapsed / total_seconds if total_seconds else float("nan")
+    speed = ""
+    if total_seconds and elapsed:
+        speed = (f": real-time factor {elapsed / total_seconds:.3f} "
+                 f"({total_seconds / elapsed:.1f}x real time)")
     typer.echo(f"translated {written} file(s), {total_seconds:.1f} s of audio in {elapsed:.1f} s on "
-               f"{translator.device} ({translator.batch_size} slots): real-time factor {rtf:.3f} "
-               f"({1 / rtf if rtf else float('inf'):.1f}x faster than real time); outputs in {out}")
+               f"{translator.device} with {translator.batch_size} slot(s){speed}; outputs in {out}")
     if failures:
         typer.echo(f"{len(failures)} input(s) failed:", err=True)
         for path, reason in failures.items():

@@ -87,3 +87,62 @@ def test_repo_id_loads_from_hub_cache_in_hibiki_and_moshi(eos_dir, tmp_path):
         env=env, capture_output=True, text=True, timeout=300)
     assert moshi.returncode == 0, moshi.stdout[-2000:] + moshi.stderr[-2000:]
     assert out.is_file()
+
+
+def _copy(directory: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(directory, tmp_path / "ckpt"))
+
+
+def test_missing_file_is_named(tiny_dir, tmp_path):
+    broken = _copy(tiny_dir, tmp_path)
+    (broken / "tokenizer.model").unlink()
+    with pytest.raises(CheckpointError, match=r"lacks 'tokenizer.model' \(named by 'tokenizer_name'"):
+        load_checkpoint(broken)
+    (broken / "config.json").unlink()
+    with pytest.raises(CheckpointError, match="has no config.json"):
+        load_checkpoint(broken)
+
+
+def test_config_that_does_not_match_weights(tiny_dir, tmp_path):
+    broken = _copy(tiny_dir, tmp_path)
+    config = json.loads((broken / "config.json").read_text())
+    config["dim"] = 96
+    (broken / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=r"model.safetensors does not match .*shape mismatches .*emb.0.weight \(2049, 96\) vs \(2049, 64\)"):
+        load_checkpoint(broken)
+    config["dim"], config["num_layers"] = 64, 3
+    (broken / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="tensors missing from the file, e.g. .*transformer.layers.2"):
+        load_checkpoint(broken)
+    config["num_layers"], config["delays"] = 2, [0, 0]
+    (broken / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="does not describe a valid moshi LMModel.*delays"):
+        load_checkpoint(broken)
+    (broken / "config.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="not valid JSON"):
+        load_checkpoint(broken)
+
+
+def test_tokenizer_smaller_than_text_vocabulary(tiny_dir, tmp_path):
+    base = load_checkpoint(tiny_dir)
+    pieces = sentencepiece.SentencePieceProcessor(str(base.info.tokenizer)).vocab_size()
+    config = dict(base.lm_config, text_card=pieces + 50)
+    lm = loaders.get_moshi_lm(None, lm_kwargs=dict(config), device="cpu", dtype=torch.float32)
+    saved = save_checkpoint(tmp_path / "big_vocab", lm, base.mimi, base.info.tokenizer, config,
+                            mimi_config=base.info.mimi_config)
+    with pytest.raises(CheckpointError, match=f"tokenizer has {pieces} pieces but .*text_card.* is {pieces + 50}"):
+        load_checkpoint(saved)
+
+
+def test_unknown_model_reference(tmp_path):
+    with pytest.raises(CheckpointError, match="neither a checkpoint directory nor a Hugging Face repo id"):
+        load_checkpoint(tmp_path / "does-not-exist")
+    with pytest.raises(CheckpointError, match="could not fetch checkpoint 'kyutai/not-in-cache'.*pass the directory"):
+        load_checkpoint("kyutai/not-in-cache")
+
+
+def test_cli_reports_checkpoint_errors_without_traceback(tmp_path):
+    run = subprocess.run([*HIBIKI_CLI, "info", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2
+    assert "has no config.json" in run.stderr
+    assert "Traceback" not in run.stderr

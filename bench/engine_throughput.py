@@ -1,0 +1,87 @@
+"""Throughput of the batched streaming engine: frames/s and real-time streams per batch size.
+
+Every slot is kept busy (input always buffered) so each tick steps the whole batch; a
+batch keeps all of its B streams in real time when a tick takes at most 80 ms (p95).
+
+    python bench/engine_throughput.py --preset small --slots 1 4 16 64
+    python bench/engine_throughput.py --model kyutai/hibiki-zero-3b-pytorch-bf16 --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from hibiki.audio import FRAME_SIZE
+from hibiki.checkpoint import load_checkpoint
+from hibiki.engine import BatchedTranslator
+from hibiki.presets import PRESETS, build_random_checkpoint
+
+FRAME_MS = 80.0
+
+
+def machine() -> str:
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name()} (CUDA {torch.version.cuda}), torch {torch.__version__}"
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
+
+
+def bench_one(model: Path | str, device: str, slots: int, steps: int, warmup: int) -> dict:
+    torch.manual_seed(0)
+    translator = BatchedTranslator(load_checkpoint(model, device=device), slots=slots)
+    source = (np.random.default_rng(0).standard_normal(FRAME_SIZE * (steps + warmup + 2)) * 0.1).astype(np.float32)
+    for _ in range(slots):
+        translator.feed(translator.attach(), source)
+    times = []
+    for i in range(steps + warmup):
+        start = time.perf_counter()
+        translator.step()
+        if translator.device.type == "cuda":
+            torch.cuda.synchronize()
+        if i >= warmup:
+            times.append((time.perf_counter() - start) * 1000)
+    median, p95 = np.percentile(times, [50, 95])
+    return dict(slots=slots, median_ms=median, p95_ms=p95, frames_per_s=slots * 1000 / np.mean(times),
+                realtime_streams=slots if p95 <= FRAME_MS else 0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--preset", default="small", choices=sorted(PRESETS), help="random-weight model of this preset")
+    source.add_argument("--model", help="checkpoint directory or hub repo id instead of a preset")
+    parser.add_argument("--slots", type=int, nargs="+", default=[1, 4, 16, 64])
+    parser.add_argument("--steps", type=int, default=50, help="timed ticks per batch size")
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model = args.model or build_random_checkpoint(Path(tmp) / args.preset, args.preset)
+        rows = [bench_one(model, args.device, slots, args.steps, args.warmup)
+                for slots in tqdm(args.slots, desc="batch sizes")]
+    name = args.model or f"preset '{args.preset}' (random weights)"
+    print(f"\nmodel: {name}; device: {args.device}; machine: {machine()}")
+    print("| slots | tick median ms | tick p95 ms | frames/s | streams in real time |")
+    print("|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['slots']} | {r['median_ms']:.1f} | {r['p95_ms']:.1f} | {r['frames_per_s']:.0f} | {r['realtime_streams']} |")
+    best = max((r["realtime_streams"] for r in rows), default=0)
+    print(f"\nmost concurrent real-time streams among the batch sizes tried: {best}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""The batched streaming translator against moshi's own single-stream recipe."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from moshi.models import LMGen
+
+from conftest import frames
+from hibiki.audio import FRAME_SIZE
+from hibiki.checkpoint import load_checkpoint
+from hibiki.engine import BatchedTranslator, NoFreeSlot, Sampling
+
+GREEDY = Sampling(use_sampling=False)
+
+
+@torch.no_grad()
+def moshi_reference(checkpoint, pcm: np.ndarray, silence_frames: int) -> list[np.ndarray]:
+    """One stream the way moshi.run_inference does it: first frame fed twice, input EOS
+    (cardinality on every codebook), then encoded silence. Returns [text, audio...] per step."""
+    lm_gen = LMGen(checkpoint.lm, use_sampling=False)
+    mimi = checkpoint.mimi
+    lm_gen.streaming_forever(1)
+    mimi.streaming_forever(1)
+    chunks = [torch.from_numpy(c)[None, None] for c in pcm.reshape(-1, FRAME_SIZE)]
+    eos = torch.full((1, mimi.num_codebooks, 1), mimi.cardinality, dtype=torch.long)
+    silence = [torch.zeros(1, 1, FRAME_SIZE)] * silence_frames
+    outputs = []
+    for i, item in enumerate(chunks + [None] + silence):
+        codes = eos if item is None else mimi.encode(item)
+        if i == 0:
+            lm_gen.step(codes)
+        tokens = lm_gen.step(codes)
+        if tokens is not None:
+            outputs.append(tokens[0, :, 0].numpy())
+    return outputs
+
+
+def tokens_of(outputs) -> list[np.ndarray]:
+    return [np.concatenate([[o.text_token], o.audio_tokens]) for o in outputs]
+
+
+def test_single_stream_matches_moshi(tiny_dir):
+    pcm = frames(12, seed=0)
+    reference = moshi_reference(load_checkpoint(tiny_dir), pcm, silence_frames=6)
+    translator = BatchedTranslator(load_checkpoint(tiny_dir), slots=2, sampling=GREEDY,
+                                   max_tail_s=len(reference) * 0.08)
+    slot = translator.attach()
+    translator.feed(slot, pcm)
+    translator.end_input(slot)
+    outputs = []
+    while len(outputs) < len(reference):
+        outputs += translator.step()
+    np.testing.assert_array_equal(np.stack(tokens_of(outputs)), np.stack(reference))
+    assert [o.index for o in outputs] == list(range(len(outputs)))
+
+
+def test_slots_are_independent(tiny_dir):
+    """A stream's tokens are the same alone or beside streams that join, stall and leave."""
+    watched = frames(16, seed=1)
+    reference = moshi_reference(load_checkpoint(tiny_dir), watched, silence_frames=4)
+    translator = BatchedTranslator(load_checkpoint(tiny_dir), slots=3, sampling=GREEDY,
+                                   max_tail_s=(len(reference) - 16) * 0.08)
+    others = {translator.attach(): frames(30, seed=2)}  # joins first, feeds one frame per tick
+    outputs, watched_slot, fed, tick = [], None, 0, 0
+    while tick < 200:
+        if tick == 2:
+            watched_slot = translator.attach()
+        if tick == 5:
+            others[translator.attach()] = frames(9, seed=3)  # fills the batch
+            with pytest.raises(NoFreeSlot):
+                translator.attach()
+        for slot, pcm in list(others.items()):
+            if slot in translator.active_slots and tick % 3 != 0 and len(pcm):
+                translator.feed(slot, pcm[: 2 * FRAME_SIZE])  # bursts of two frames, stalls every third tick
+                others[slot] = pcm[2 * FRAME_SIZE:]
+                if not len(others[slot]):
+                    translator.end_input(slot)
+        if watched_slot is not None and fed < 16 and tick % 2 == 0:  # our stream: every other tick
+            translator.feed(watched_slot, watched[fed * FRAME_SIZE:(fed + 1) * FRAME_SIZE])
+            fed += 1
+            if fed == 16:
+                translator.end_input(watched_slot)
+        step = translator.step()
+        outputs += [o for o in step if o.slot == watched_slot]
+        if outputs and outputs[-1].final:
+            break
+        tick += 1
+    assert len(outputs) == len(reference)
+    np.testing.assert_array_equal(np.stack(tokens_of(outputs)), np.stack(reference))
+
+
+def test_text_eos_after_input_eos_ends_stream_and_frees_slot(eos_dir):
+    """This checkpoint writes text EOS at every step: ignored while input flows, final after."""
+    translator = BatchedTranslator(load_checkpoint(eos_dir), slots=2, sampling=GREEDY, max_tail_s=5.0)
+    slot = translator.attach()
+    translator.feed(slot, frames(10, seed=4))
+    outputs = []
+    for _ in range(30):  # input not ended: the stream must keep going however often EOS is written
+        outputs += translator.step()
+    assert len(outputs) == 10 - translator.max_delay + 1 and not any(o.final for o in outputs)
+    assert all(o.text_token == translator.eos_text_id and o.text == "" for o in outputs)
+    translator.end_input(slot)
+    for _ in range(30):
+        outputs += translator.step()
+    assert len(outputs) == 10, "ends at the first output frame after the input EOS frame went in"
+    assert outputs[-1].final and not any(o.final for o in outputs[:-1])
+    assert translator.free_slots == 2 and translator.active_slots == []
+    assert translator.step() == []
+
+
+def test_tail_is_bounded_when_the_model_never_ends(tiny_dir):
+    translator = BatchedTranslator(load_checkpoint(tiny_dir), slots=1, sampling=GREEDY, max_tail_s=0.4)
+    slot = translator.attach()
+    translator.feed(slot, frames(7, seed=5)[: 6 * FRAME_SIZE + 100])  # 6 frames and a partial one
+    translator.end_input(slot)
+    outputs = []
+    for _ in range(40):
+        outputs += translator.step()
+    assert len(outputs) == 7 + 5  # partial frame padded, then 5 tail frames (0.4 s)
+    assert outputs[-1].final and translator.free_slots == 1
+    assert all(o.pcm.shape == (FRAME_SIZE,) and o.pcm.dtype == np.float32 for o in outputs)
+
+
+def test_misuse_is_reported(tiny_dir):
+    translator = BatchedTranslator(load_checkpoint(tiny_dir), slots=1)
+    with pytest.raises(ValueError, match="slot 0 has no stream attached"):
+        translator.feed(0, np.zeros(10, dtype=np.float32))
+    slot = translator.attach()
+    translator.end_input(slot)
+    with pytest.raises(ValueError, match="input already ended"):
+        translator.feed(slot, np.zeros(10, dtype=np.float32))
+    translator.detach(slot)
+    assert translator.free_slots == 1
+    with pytest.raises(ValueError, match="voice-transfer conditioner"):
+        BatchedTranslator(load_checkpoint(tiny_dir), sampling=Sampling(cfg_coef=3.0))
+    with pytest.raises(ValueError, match="unknown sampling settings"):
+        Sampling.from_checkpoint(load_checkpoint(tiny_dir), temperature=0.5)
