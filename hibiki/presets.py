@@ -67,7 +67,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         mimi=_mimi_config(dimension=32, n_filters=4, layers=1, n_q=8),
         vocab=400,
     ),
-    # The size class of the embedded demo model: serves many sessions on two CPU cores.
+    # A mid-size model for CPU benchmarks (a candidate size class for the demo model).
     "small": dict(
         lm=_lm_config(dim=256, layers=6, heads=4, codebooks=8, dep_dim=128, dep_layers=2, context=750),
         mimi=_mimi_config(dimension=128, n_filters=16, layers=2, n_q=8),
