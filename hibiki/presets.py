@@ -59,6 +59,17 @@ def _lm_config(dim: int, layers: int, heads: int, codebooks: int, dep_dim: int, 
     return config
 
 
+VOICE_QUALITY_LABELS = ["very_bad", "bad", "neutral", "good", "very_good"]
+
+
+def with_voice_conditioner(lm_config: dict[str, Any]) -> dict[str, Any]:
+    """Adds original Hibiki's voice-transfer conditioner: a LUT over voice-similarity labels,
+    summed into the input; inference asks for 'very_good' and guides away from 'very_bad'."""
+    lut = dict(n_bins=len(VOICE_QUALITY_LABELS), dim=16, tokenizer="noop", possible_values=VOICE_QUALITY_LABELS)
+    return dict(lm_config, conditioners={"description": {"type": "lut", "lut": lut}},
+                fuser={"sum": ["description"]})
+
+
 # Each preset: LM kwargs, Mimi config (None = Kyutai's standard Mimi), tokenizer size.
 PRESETS: dict[str, dict[str, Any]] = {
     # Unit tests: loads and steps in milliseconds.
@@ -113,7 +124,7 @@ def train_placeholder_tokenizer(path: Path, vocab_size: int) -> Path:
 
 
 def build_random_checkpoint(directory: str | Path, preset: str = "tiny", seed: int = 0,
-                            model_type: str = "hibiki") -> Path:
+                            model_type: str = "hibiki", voice_conditioner: bool = False) -> Path:
     """Writes a random-weight checkpoint of a named preset, in Kyutai's format."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
@@ -123,6 +134,8 @@ def build_random_checkpoint(directory: str | Path, preset: str = "tiny", seed: i
         tok_path = train_placeholder_tokenizer(Path(tmp) / "tokenizer.model", spec["vocab"])
         text_card = sentencepiece.SentencePieceProcessor(str(tok_path)).vocab_size()
         lm_config = dict(copy.deepcopy(spec["lm"]), text_card=text_card)
+        if voice_conditioner:
+            lm_config = with_voice_conditioner(lm_config)
         lm = loaders.get_moshi_lm(None, lm_kwargs=copy.deepcopy(lm_config), device="cpu", dtype=torch.float32)
         mimi = loaders.get_mimi(None, copy.deepcopy(spec["mimi"]), device="cpu")
         return save_checkpoint(

@@ -137,3 +137,36 @@ def test_misuse_is_reported(tiny_dir):
         BatchedTranslator(load_checkpoint(tiny_dir), sampling=Sampling(cfg_coef=3.0))
     with pytest.raises(ValueError, match="unknown sampling settings"):
         Sampling.from_checkpoint(load_checkpoint(tiny_dir), temperature=0.5)
+
+
+def run_alone_and_beside_another(directory, sampling: Sampling, pcm: np.ndarray) -> tuple[list, list]:
+    """The same stream in a batch of two: alone, then beside a neighbour that starts first."""
+    runs = []
+    for neighbour in (False, True):
+        translator = BatchedTranslator(load_checkpoint(directory), slots=2, sampling=sampling, max_tail_s=0.4)
+        if neighbour:
+            other = translator.attach()
+            translator.feed(other, frames(40, seed=9))
+            translator.step()
+        slot = translator.attach()
+        translator.feed(slot, pcm)
+        translator.end_input(slot)
+        outputs = []
+        while slot in translator.active_slots:
+            outputs += [o for o in translator.step() if o.slot == slot]
+        runs.append(tokens_of(outputs))
+    return runs
+
+
+def test_voice_transfer_guidance(tmp_path):
+    """cfg_coef != 1 on a checkpoint with Hibiki's voice conditioner: guided, still per-slot independent."""
+    from hibiki.presets import build_random_checkpoint
+
+    directory = build_random_checkpoint(tmp_path / "vt", "tiny", seed=3, voice_conditioner=True)
+    assert load_checkpoint(directory).lm.condition_provider is not None
+    pcm = frames(8, seed=8)
+    plain = run_alone_and_beside_another(directory, Sampling(use_sampling=False, cfg_coef=1.0), pcm)
+    guided = run_alone_and_beside_another(directory, Sampling(use_sampling=False, cfg_coef=3.0), pcm)
+    for alone, beside in (plain, guided):
+        np.testing.assert_array_equal(np.stack(alone), np.stack(beside))
+    assert not np.array_equal(np.stack(plain[0]), np.stack(guided[0])), "guidance changed nothing"
