@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import enum
 import logging
-import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -147,8 +146,6 @@ class BatchedTranslator:
         self.lm_gen.streaming_forever(slots)
         self.mimi.streaming_forever(slots)
         self._slots = [_Slot() for _ in range(slots)]
-        self.steps_taken = 0
-        self.step_seconds = 0.0
         if self.device.type == "cuda":
             self._warmup()
 
@@ -167,6 +164,7 @@ class BatchedTranslator:
             if slot.phase is _Phase.FREE:
                 self._reset([index])
                 self._slots[index] = _Slot(phase=_Phase.PRIME)
+                logger.debug("slot %d attached", index)
                 return index
         raise NoFreeSlot(f"all {self.batch_size} slots are busy")
 
@@ -176,6 +174,8 @@ class BatchedTranslator:
         if state.input_ended:
             raise ValueError(f"slot {slot}: input already ended")
         pcm = np.asarray(pcm, dtype=np.float32).reshape(-1)
+        if not np.isfinite(pcm).all():
+            raise ValueError(f"slot {slot}: audio holds NaN or infinite samples")
         if pcm.size:
             state.chunks.append(pcm)
             state.buffered += pcm.size
@@ -187,9 +187,6 @@ class BatchedTranslator:
     def detach(self, slot: int) -> None:
         """Abandons a stream (e.g. its client left); the slot is free at once."""
         self._slots[slot] = _Slot()
-
-    def buffered_frames(self, slot: int) -> int:
-        return self._active(slot).buffered // FRAME_SIZE
 
     # ----------------------------------------------------------------- stepping
     @torch.no_grad()
@@ -219,7 +216,6 @@ class BatchedTranslator:
                     eos[index] = slot.eos_fed = True
         if not execute.any():
             return []
-        start = time.perf_counter()
         codes = self._encode(pcm_in, encode)
         if eos.any():
             codes[torch.from_numpy(eos).to(self.device)] = self.mimi.cardinality
@@ -230,8 +226,6 @@ class BatchedTranslator:
         tokens = tokens[:, :, 0]
         valid = exec_mask & (tokens[:, 0] >= 0)
         pcm_out = self._decode(tokens[:, 1:], valid) if bool(valid.any()) else None
-        self.steps_taken += 1
-        self.step_seconds += time.perf_counter() - start
         return self._collect(execute, valid.cpu().numpy(), tokens.cpu().numpy(), pcm_out)
 
     def _encode(self, pcm_in: np.ndarray, encode: np.ndarray) -> torch.Tensor:
@@ -268,6 +262,8 @@ class BatchedTranslator:
             ))
             slot.outputs += 1
             if final:
+                logger.debug("slot %d done: %d input frames, %d output frames, %s", index, slot.input_frames,
+                             slot.outputs, "text EOS" if ended else "tail bound reached")
                 self.detach(int(index))
         return outputs
 
@@ -302,6 +298,4 @@ class BatchedTranslator:
             self.step()
         for index in indices:
             self.detach(index)
-        self.steps_taken, self.step_seconds = 0, 0.0
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
+        torch.cuda.synchronize(self.device)

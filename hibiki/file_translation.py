@@ -13,7 +13,6 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
-from hibiki.audio import FRAME_SIZE, SAMPLE_RATE
 from hibiki.engine import BatchedTranslator, FrameOutput
 
 Key = TypeVar("Key")
@@ -35,14 +34,6 @@ class Translation(Generic[Key]):
     @property
     def text_tokens(self) -> list[int]:
         return [f.text_token for f in self.frames]
-
-    @property
-    def input_seconds(self) -> float:
-        return self.input_samples / SAMPLE_RATE
-
-    def token_times(self) -> list[tuple[float, str]]:
-        """(start second in model time, piece) of every non-padding text token."""
-        return [(f.index * FRAME_SIZE / SAMPLE_RATE, f.text) for f in self.frames if f.text]
 
 
 def translate_pcms(
