@@ -112,9 +112,9 @@ def checkpoint_info(model: str | Path, revision: str | None = None) -> loaders.C
         return loaders.CheckpointInfo.from_hf_repo(str(model), config_path=config_path, revision=revision)
     except Exception as exc:  # huggingface_hub raises many kinds: offline, 404, auth, timeouts
         raise CheckpointError(
-            f"could not fetch checkpoint {model!r} from the Hugging Face hub ({type(exc).__name__}: {exc}); "
-            "download it where the hub is reachable (`huggingface-cli download REPO --local-dir DIR`) "
-            "and pass the directory instead"
+            f"no local directory {str(model)!r}, and could not fetch it as a repo id from the Hugging Face hub "
+            f"({type(exc).__name__}: {exc}); download it where the hub is reachable "
+            "(`huggingface-cli download REPO --local-dir DIR`) and pass the directory instead"
         ) from exc
 
 

@@ -137,7 +137,7 @@ def test_tokenizer_smaller_than_text_vocabulary(tiny_dir, tmp_path):
 def test_unknown_model_reference(tmp_path):
     with pytest.raises(CheckpointError, match="neither a checkpoint directory nor a Hugging Face repo id"):
         load_checkpoint(tmp_path / "does-not-exist")
-    with pytest.raises(CheckpointError, match="could not fetch checkpoint 'kyutai/not-in-cache'.*pass the directory"):
+    with pytest.raises(CheckpointError, match="no local directory 'kyutai/not-in-cache', and could not fetch it.*pass the directory"):
         load_checkpoint("kyutai/not-in-cache")
 
 
