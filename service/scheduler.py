@@ -1,0 +1,159 @@
+"""The clock that drives one BatchedTranslator for many concurrent sessions.
+
+Sessions live on the asyncio side (websocket handlers); the engine lives on one worker
+thread. Handlers never touch the engine: they queue audio and commands on their session,
+and each tick (every 80 ms) the worker applies
+the queued commands, steps every slot that has work, and hands the frames back to the
+sessions' queues. A session that sends faster than real time is buffered by the engine;
+one that stalls simply does not advance, and never holds the others back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hibiki.engine import BatchedTranslator, FrameOutput, NoFreeSlot
+
+logger = logging.getLogger(__name__)
+
+FRAME_PERIOD_S = 0.08
+
+
+@dataclass
+class Session:
+    """One client's stream. `outputs` yields FrameOutputs, then None once the stream is complete."""
+
+    id: int
+    outputs: asyncio.Queue = field(default_factory=asyncio.Queue)
+    slot: int | None = None
+    done: bool = False
+    input_ended: bool = False
+    _pending: list = field(default_factory=list)  # ("feed", pcm) | ("end", None), applied on the worker
+
+
+class Scheduler:
+    """Owns the engine: admits sessions, queues their input, ticks the batch."""
+
+    def __init__(self, translator: BatchedTranslator):
+        self.translator = translator
+        self._lock = threading.Lock()  # guards the session tables, never held while stepping
+        self._waiting: list[Session] = []  # admitted, slot not attached yet
+        self._running: dict[int, Session] = {}  # slot -> session
+        self._closed: list[int] = []  # slots whose client left
+        self._ids = itertools.count(1)
+        self._task: asyncio.Task | None = None
+        self.ticks = 0
+        self.late_ticks = 0
+
+    @property
+    def capacity(self) -> int:
+        return self.translator.batch_size
+
+    @property
+    def active(self) -> int:
+        with self._lock:
+            return len(self._waiting) + len(self._running)
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="hibiki-scheduler")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    def open(self) -> Session:
+        """Admits a session at once, or raises NoFreeSlot at once: callers never wait for a slot."""
+        with self._lock:
+            if len(self._waiting) + len(self._running) + len(self._closed) >= self.capacity:
+                raise NoFreeSlot(f"all {self.capacity} slots are busy")
+            session = Session(id=next(self._ids))
+            self._waiting.append(session)
+        return session
+
+    def feed(self, session: Session, pcm: np.ndarray) -> None:
+        """Queues 24 kHz mono float32 audio; checked here so the engine never sees bad input."""
+        pcm = np.asarray(pcm, dtype=np.float32).reshape(-1)
+        if session.input_ended:
+            raise ValueError("audio after the end of input")
+        if not np.isfinite(pcm).all():
+            raise ValueError("audio holds NaN or infinite samples")
+        with self._lock:
+            session._pending.append(("feed", pcm))
+
+    def end_input(self, session: Session) -> None:
+        if session.input_ended:
+            return
+        session.input_ended = True
+        with self._lock:
+            session._pending.append(("end", None))
+
+    def close(self, session: Session) -> None:
+        """The client is gone: its slot is freed at the next tick, its output dropped."""
+        with self._lock:
+            session.done = True
+            if session in self._waiting:
+                self._waiting.remove(session)
+            elif session.slot is not None and self._running.get(session.slot) is session:
+                del self._running[session.slot]
+                self._closed.append(session.slot)
+
+    async def _run(self) -> None:
+        next_tick = time.monotonic()
+        while True:
+            try:
+                frames = await asyncio.to_thread(self._tick)
+            except Exception:  # a bug must not stop every session: log it and keep the clock going
+                logger.exception("scheduler tick failed")
+                frames = []
+            for session, frame in frames:
+                session.outputs.put_nowait(frame)
+            self.ticks += 1
+            next_tick += FRAME_PERIOD_S
+            delay = next_tick - time.monotonic()
+            if delay < 0:  # the batch took longer than a frame: count it, do not try to catch up
+                self.late_ticks += 1
+                next_tick = time.monotonic()
+            await asyncio.sleep(max(0.0, delay))
+
+    def _tick(self) -> list[tuple[Session, FrameOutput | None]]:
+        """Runs on the worker thread: apply queued commands, step, route frames."""
+        engine = self.translator
+        with self._lock:
+            for slot in self._closed:
+                engine.detach(slot)
+            self._closed.clear()
+            while self._waiting:
+                session = self._waiting.pop(0)
+                session.slot = engine.attach()
+                self._running[session.slot] = session
+            for session in self._running.values():
+                for kind, pcm in session._pending:
+                    if kind == "feed":
+                        engine.feed(session.slot, pcm)
+                    else:
+                        engine.end_input(session.slot)
+                session._pending.clear()
+        frames = engine.step()
+        routed: list[tuple[Session, FrameOutput | None]] = []
+        with self._lock:
+            for frame in frames:
+                session = self._running.get(frame.slot)
+                if session is None:
+                    continue
+                routed.append((session, frame))
+                if frame.final:
+                    del self._running[frame.slot]
+                    session.done = True
+                    routed.append((session, None))
+        return routed
