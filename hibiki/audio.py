@@ -35,8 +35,17 @@ def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         # soxr, not sphn.resample: the latter delays the signal by tens of ms, which would
         # shift every latency measured against the source.
         pcm = soxr.resample(pcm, rate, sample_rate).astype(np.float32, copy=False)
+    try:
+        return as_pcm(pcm)
+    except AudioError as exc:
+        raise AudioError(f"{path}: {exc}") from None
+
+
+def as_pcm(samples: np.ndarray) -> np.ndarray:
+    """1-D float32 samples, refusing NaN and infinities (they would poison the codec state)."""
+    pcm = np.asarray(samples, dtype=np.float32).reshape(-1)
     if not np.isfinite(pcm).all():
-        raise AudioError(f"{path}: the audio holds NaN or infinite samples")
+        raise AudioError("the audio holds NaN or infinite samples")
     return pcm
 
 

@@ -29,7 +29,7 @@ import torch
 from moshi.models import LMGen
 from moshi.run_inference import get_condition_tensors
 
-from hibiki.audio import FRAME_SIZE, SAMPLE_RATE
+from hibiki.audio import FRAME_SIZE, SAMPLE_RATE, as_pcm
 from hibiki.checkpoint import Checkpoint
 
 logger = logging.getLogger(__name__)
@@ -173,9 +173,7 @@ class BatchedTranslator:
         state = self._active(slot)
         if state.input_ended:
             raise ValueError(f"slot {slot}: input already ended")
-        pcm = np.asarray(pcm, dtype=np.float32).reshape(-1)
-        if not np.isfinite(pcm).all():
-            raise ValueError(f"slot {slot}: audio holds NaN or infinite samples")
+        pcm = as_pcm(pcm)
         if pcm.size:
             state.chunks.append(pcm)
             state.buffered += pcm.size

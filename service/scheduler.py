@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from hibiki.audio import as_pcm
 from hibiki.engine import BatchedTranslator, FrameOutput, NoFreeSlot
 
 logger = logging.getLogger(__name__)
@@ -83,11 +84,9 @@ class Scheduler:
 
     def feed(self, session: Session, pcm: np.ndarray) -> None:
         """Queues 24 kHz mono float32 audio; checked here so the engine never sees bad input."""
-        pcm = np.asarray(pcm, dtype=np.float32).reshape(-1)
         if session.input_ended:
             raise ValueError("audio after the end of input")
-        if not np.isfinite(pcm).all():
-            raise ValueError("audio holds NaN or infinite samples")
+        pcm = as_pcm(pcm)
         with self._lock:
             session._pending.append(("feed", pcm))
 
