@@ -2,8 +2,7 @@
 
 Sessions live on the asyncio side (websocket handlers); the engine lives on one worker
 thread. Handlers never touch the engine: they queue audio and commands on their session,
-and each tick (every 80 ms) the worker applies
-the queued commands, steps every slot that has work, and hands the frames back to the
+and each tick (every 80 ms) the worker applies the queued commands, steps every slot that has work, and hands the frames back to the
 sessions' queues. A session that sends faster than real time is buffered by the engine;
 one that stalls simply does not advance, and never holds the others back.
 """
@@ -19,12 +18,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hibiki.audio import as_pcm
+from hibiki.audio import FRAME_SIZE, SAMPLE_RATE, as_pcm
 from hibiki.engine import BatchedTranslator, FrameOutput, NoFreeSlot
 
 logger = logging.getLogger(__name__)
 
-FRAME_PERIOD_S = 0.08
+FRAME_PERIOD_S = FRAME_SIZE / SAMPLE_RATE  # 80 ms
 
 
 @dataclass
@@ -34,7 +33,6 @@ class Session:
     id: int
     outputs: asyncio.Queue = field(default_factory=asyncio.Queue)
     slot: int | None = None
-    done: bool = False
     input_ended: bool = False
     _pending: list = field(default_factory=list)  # ("feed", pcm) | ("end", None), applied on the worker
 
@@ -100,7 +98,6 @@ class Scheduler:
     def close(self, session: Session) -> None:
         """The client is gone: its slot is freed at the next tick, its output dropped."""
         with self._lock:
-            session.done = True
             if session in self._waiting:
                 self._waiting.remove(session)
             elif session.slot is not None and self._running.get(session.slot) is session:
@@ -153,6 +150,5 @@ class Scheduler:
                 routed.append((session, frame))
                 if frame.final:
                     del self._running[frame.slot]
-                    session.done = True
                     routed.append((session, None))
         return routed
