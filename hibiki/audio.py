@@ -10,6 +10,7 @@ import sphn
 
 SAMPLE_RATE = 24000
 FRAME_SIZE = 1920  # 80 ms at 24 kHz: one Mimi frame, one model step.
+FRAME_PERIOD_S = FRAME_SIZE / SAMPLE_RATE
 ACCEPTED = "wav, flac, mp3, ogg/vorbis and the other formats sphn (symphonia) decodes, any sample rate, mono or multi-channel"
 
 

@@ -1,10 +1,15 @@
-"""`hibiki` command line: translate files, describe checkpoints."""
+"""`hibiki` command line: translate files, describe checkpoints.
+
+Other parts of the project add their commands (`hibiki serve`, ...) through the
+`hibiki.commands` entry-point group, so this core package never imports them.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import time
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -13,34 +18,14 @@ import typer
 from tqdm import tqdm
 
 from hibiki.audio import SAMPLE_RATE, AudioError, read_audio, write_wav
-from hibiki.checkpoint import Checkpoint, CheckpointError, load_checkpoint
-from hibiki.default_model import default_model
+from hibiki.checkpoint import Checkpoint
+from hibiki.cli_common import DeviceOption, ModelOption, open_model
 from hibiki.engine import BatchedTranslator, Sampling
 from hibiki.file_translation import translate_pcms
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Hibiki: simultaneous speech-to-speech translation on Kyutai's Moshi architecture.")
 logger = logging.getLogger("hibiki")
-
-ModelOption = Annotated[Optional[str], typer.Option(
-    "--model", "-m", help="Hugging Face repo id or local checkpoint directory (default: the embedded model).")]
-DeviceOption = Annotated[str, typer.Option(help="'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:1'...")]
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def open_model(model: str | None, device: str) -> Checkpoint:
-    """Loads `model` (or the embedded default); exits with the checkpoint's error on failure."""
-    try:
-        return load_checkpoint(model or default_model(), device=resolve_device(device))
-    except CheckpointError as exc:
-        logger.error("%s", exc)
-        raise typer.Exit(2) from exc
-
 
 @app.callback()
 def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False) -> None:
@@ -163,6 +148,13 @@ def describe(checkpoint: Checkpoint) -> dict:
         "model_id": checkpoint.info.model_id,
     }
 
+
+def _register_plugins() -> None:
+    for entry in entry_points(group="hibiki.commands"):
+        app.command(entry.name)(entry.load())
+
+
+_register_plugins()
 
 if __name__ == "__main__":
     app()

@@ -29,12 +29,11 @@ import torch
 from moshi.models import LMGen
 from moshi.run_inference import get_condition_tensors
 
-from hibiki.audio import FRAME_SIZE, SAMPLE_RATE, as_pcm
+from hibiki.audio import FRAME_PERIOD_S, FRAME_SIZE, as_pcm
 from hibiki.checkpoint import Checkpoint
 
 logger = logging.getLogger(__name__)
 
-FRAME_RATE = SAMPLE_RATE / FRAME_SIZE
 # Text ids never shown to users: EPAD (0), BOS (1), EOS (2), PAD (3), as moshi's clients do.
 SILENT_TEXT_IDS = frozenset({0, 1, 2, 3})
 
@@ -128,9 +127,12 @@ class BatchedTranslator:
         self.tokenizer = checkpoint.tokenizer
         self.device = self.lm.device
         self.sampling = sampling or Sampling.from_checkpoint(checkpoint)
-        self.max_tail_frames = max(0, round(max_tail_s * FRAME_RATE))
+        self.max_tail_frames = max(0, round(max_tail_s / FRAME_PERIOD_S))
         self.batch_size = slots
         self.max_delay = max(self.lm.delays)
+        # Output frame i comes out of the step that consumes input frame i + output_lag_frames:
+        # the acoustic delay, less the one frame the model reads ahead (moshi's alignment).
+        self.output_lag_frames = self.max_delay - 1
         self.eos_text_id = self.tokenizer.eos_id()
         if self.sampling.cfg_coef != 1.0 and self.lm.condition_provider is None:
             raise ValueError(

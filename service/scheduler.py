@@ -2,9 +2,14 @@
 
 Sessions live on the asyncio side (websocket handlers); the engine lives on one worker
 thread. Handlers never touch the engine: they queue audio and commands on their session,
-and each tick (every 80 ms) the worker applies the queued commands, steps every slot that has work, and hands the frames back to the
-sessions' queues. A session that sends faster than real time is buffered by the engine;
-one that stalls simply does not advance, and never holds the others back.
+and each tick the worker applies the queued commands, steps every slot that has work, and
+hands the frames back to the sessions' queues. A session that sends faster than real time
+is buffered by the engine; one that stalls simply does not advance, and never holds the
+others back.
+
+Ticks come every 80 ms, so live sessions share one batched step per frame. While some
+session's input has ended (a file job, or a live session flushing its translation) nothing
+it needs is still to arrive, so ticks follow each other at once: as fast as input allows.
 """
 
 from __future__ import annotations
@@ -18,12 +23,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hibiki.audio import FRAME_SIZE, SAMPLE_RATE, as_pcm
+from hibiki.audio import FRAME_PERIOD_S, FRAME_SIZE, as_pcm
 from hibiki.engine import BatchedTranslator, FrameOutput, NoFreeSlot
+from service.metrics import Metrics
 
 logger = logging.getLogger(__name__)
-
-FRAME_PERIOD_S = FRAME_SIZE / SAMPLE_RATE  # 80 ms
 
 
 @dataclass
@@ -40,8 +44,11 @@ class Session:
 class Scheduler:
     """Owns the engine: admits sessions, queues their input, ticks the batch."""
 
-    def __init__(self, translator: BatchedTranslator):
+    def __init__(self, translator: BatchedTranslator, metrics: Metrics | None = None):
         self.translator = translator
+        self.metrics = metrics or Metrics()
+        self.metrics.slots_total.set(translator.batch_size)
+        self.metrics.slots_active.set_function(lambda: self.active)
         self._lock = threading.Lock()  # guards the session tables, never held while stepping
         self._waiting: list[Session] = []  # admitted, slot not attached yet
         self._running: dict[int, Session] = {}  # slot -> session
@@ -56,9 +63,14 @@ class Scheduler:
         return self.translator.batch_size
 
     @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    @property
     def active(self) -> int:
+        """Slots held: by sessions, or by departed clients until the next tick frees them."""
         with self._lock:
-            return len(self._waiting) + len(self._running)
+            return len(self._waiting) + len(self._running) + len(self._closed)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="hibiki-scheduler")
@@ -74,7 +86,8 @@ class Scheduler:
     def open(self) -> Session:
         """Admits a session at once, or raises NoFreeSlot at once: callers never wait for a slot."""
         with self._lock:
-            if len(self._waiting) + len(self._running) + len(self._closed) >= self.capacity:
+            if len(self._waiting) + len(self._running) + len(self._closed) >= self.capacity:  # self.active, lock held
+                self.metrics.refused.labels("no_free_slot").inc()
                 raise NoFreeSlot(f"all {self.capacity} slots are busy")
             session = Session(id=next(self._ids))
             self._waiting.append(session)
@@ -85,6 +98,7 @@ class Scheduler:
         if session.input_ended:
             raise ValueError("audio after the end of input")
         pcm = as_pcm(pcm)
+        self.metrics.frames_in.inc(pcm.size / FRAME_SIZE)
         with self._lock:
             session._pending.append(("feed", pcm))
 
@@ -107,23 +121,33 @@ class Scheduler:
     async def _run(self) -> None:
         next_tick = time.monotonic()
         while True:
+            started = time.monotonic()
             try:
-                frames = await asyncio.to_thread(self._tick)
+                frames, hurry = await asyncio.to_thread(self._tick)
             except Exception:  # a bug must not stop every session: log it and keep the clock going
                 logger.exception("scheduler tick failed")
-                frames = []
+                frames, hurry = [], False
+            now = time.monotonic()
+            if frames:
+                self.metrics.step_seconds.observe(now - started)
             for session, frame in frames:
+                if frame is not None:
+                    self.metrics.frames_out.inc()
                 session.outputs.put_nowait(frame)
             self.ticks += 1
             next_tick += FRAME_PERIOD_S
-            delay = next_tick - time.monotonic()
-            if delay < 0:  # the batch took longer than a frame: count it, do not try to catch up
+            if hurry:
+                next_tick = now
+            elif now > next_tick:  # the batch took longer than a frame: count it, do not try to catch up
                 self.late_ticks += 1
-                next_tick = time.monotonic()
-            await asyncio.sleep(max(0.0, delay))
+                self.metrics.late_ticks.inc()
+                next_tick = now
+            await asyncio.sleep(max(0.0, next_tick - now))
 
-    def _tick(self) -> list[tuple[Session, FrameOutput | None]]:
-        """Runs on the worker thread: apply queued commands, step, route frames."""
+    def _tick(self) -> tuple[list[tuple[Session, FrameOutput | None]], bool]:
+        """Runs on the worker thread: apply queued commands, step, route frames.
+
+        Also says whether the next tick should come at once (some session's input has ended)."""
         engine = self.translator
         with self._lock:
             for slot in self._closed:
@@ -151,4 +175,5 @@ class Scheduler:
                 if frame.final:
                     del self._running[frame.slot]
                     routed.append((session, None))
-        return routed
+            hurry = any(session.input_ended for session in self._running.values())
+        return routed, hurry

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import sys
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -62,3 +67,27 @@ def eos_dir(tiny_dir, tmp_path_factory) -> Path:
         lm.text_linear.bias[base.tokenizer.eos_id()] = 1e4
     return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "eos", lm, base.mimi, base.info.tokenizer,
                            config, mimi_config=base.info.mimi_config, lm_gen_config=base.info.lm_gen_config)
+
+
+@contextlib.contextmanager
+def live_server(app) -> Iterator[str]:
+    """Runs `app` under a real uvicorn on 127.0.0.1 (a free port) in a thread; yields its base URL."""
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    host, port = sock.getsockname()
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws_max_size=8 << 20))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        for _ in range(600):
+            if server.started:
+                break
+            time.sleep(0.05)
+        assert server.started, "uvicorn did not start within 30 s"
+        yield f"{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()

@@ -123,6 +123,20 @@ def test_tail_is_bounded_when_the_model_never_ends(tiny_dir):
     assert all(o.pcm.shape == (FRAME_SIZE,) and o.pcm.dtype == np.float32 for o in outputs)
 
 
+def test_output_lag_when_fed_in_real_time(tiny_dir):
+    """Live clients send one frame per tick: output i must come out as input i + lag is consumed."""
+    translator = BatchedTranslator(load_checkpoint(tiny_dir), slots=1, sampling=GREEDY)
+    slot = translator.attach()
+    translator.step()  # the priming step happens at the first tick after attach, before any input
+    produced_at = {}
+    for k, frame in enumerate(frames(8, seed=6).reshape(-1, FRAME_SIZE)):
+        translator.feed(slot, frame)
+        for output in translator.step():
+            produced_at[output.index] = k
+    assert translator.output_lag_frames == translator.max_delay - 1 == 1
+    assert produced_at == {i: i + translator.output_lag_frames for i in range(8 - translator.output_lag_frames)}
+
+
 def test_misuse_is_reported(tiny_dir):
     translator = BatchedTranslator(load_checkpoint(tiny_dir), slots=1)
     with pytest.raises(ValueError, match="slot 0 has no stream attached"):

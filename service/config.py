@@ -1,0 +1,15 @@
+"""Service settings: authentication and the limits that protect the shared model batch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    api_key: str | None = None  # None: no authentication
+    max_message_bytes: int = 1 << 20  # one websocket message; an 80 ms PCM16 frame is 3840 bytes
+    max_session_s: float = 3600.0  # seconds of input audio per session
+    idle_timeout_s: float = 30.0  # a session with no message for this long is closed
+    max_upload_bytes: int = 64 << 20  # POST /v1/translate
+    retry_after_s: int = 2  # advertised to clients refused for lack of a free slot

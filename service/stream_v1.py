@@ -1,0 +1,113 @@
+"""`/v1/stream`: Hibiki's own streaming protocol (documented in the OpenAPI description).
+
+Text messages are JSON; binary messages are audio in the formats chosen at start.
+
+client -> server
+  {"type": "start", "input_format": "pcm16"|"f32"|"opus", "sample_rate": 24000,
+   "output_format": "pcm16"|"f32"|"opus"|"none"}        first message, required
+  binary audio                                          any length, any pace
+  {"type": "end"}                                       end of input: flush the translation
+server -> client
+  {"type": "ready", "session": id, "sample_rate": 24000, "frame_size": 1920,
+   "output_format": ..., "output_lag_frames": n}        once a slot is taken
+  binary audio, one 80 ms frame per message (Opus: Ogg pages as they fill)
+  {"type": "text", "text": " word", "frame": i, "time": s}  each text piece, model time
+  {"type": "final", "text": ..., "words": [{"text", "start", "end"}], "timing": {...}}
+  {"type": "error", "kind": ..., "message": ...}        then the socket closes
+Output frame i covers [i * 80 ms, (i + 1) * 80 ms) of the input's timeline; it is produced
+when input frame i + output_lag_frames has been received.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from hibiki.audio import FRAME_PERIOD_S, FRAME_SIZE, SAMPLE_RATE
+from hibiki.engine import FrameOutput
+from service.results import translation_summary
+from service.wire_audio import INPUT_FORMATS, OUTPUT_FORMATS, Encoder, make_decoder
+from service.ws_session import ClientError, WebsocketSession
+
+START_EXAMPLE = '{"type": "start", "input_format": "pcm16", "sample_rate": 24000, "output_format": "pcm16"}'
+
+
+def parse_json(data: bytes | str, expected: str) -> dict:
+    if isinstance(data, bytes):
+        raise ClientError("bad_message", f"expected a JSON text message ({expected}), got {len(data)} binary bytes")
+    try:
+        message = json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise ClientError("bad_message", f"invalid JSON ({exc}); expected {expected}") from None
+    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+        raise ClientError("bad_message", f"expected a JSON object with a 'type', such as {expected}")
+    return message
+
+
+class StreamV1(WebsocketSession):
+    protocol = "v1"
+
+    async def negotiate(self) -> None:
+        data = await self.receive()
+        if data is None:
+            raise ClientError("client_left", "the client left before starting")
+        start = parse_json(data, START_EXAMPLE)
+        if start["type"] != "start":
+            raise ClientError("bad_message", f"the first message must be a start message, e.g. {START_EXAMPLE}")
+        unknown = set(start) - {"type", "input_format", "sample_rate", "output_format"}
+        if unknown:
+            raise ClientError("bad_message", f"unknown start fields {sorted(unknown)}; accepted: "
+                                             "input_format, sample_rate, output_format")
+        input_format = start.get("input_format", "pcm16")
+        output_format = start.get("output_format", "pcm16")
+        sample_rate = start.get("sample_rate", SAMPLE_RATE)
+        if input_format not in INPUT_FORMATS:
+            raise ClientError("bad_message", f"input_format {input_format!r} is not one of {list(INPUT_FORMATS)}")
+        if output_format not in OUTPUT_FORMATS:
+            raise ClientError("bad_message", f"output_format {output_format!r} is not one of {list(OUTPUT_FORMATS)}")
+        if not isinstance(sample_rate, int) or not 8000 <= sample_rate <= 192000:
+            raise ClientError("bad_message", f"sample_rate {sample_rate!r} must be an integer from 8000 to 192000 "
+                                             "(Opus input is always decoded at 24000)")
+        self.decoder = make_decoder(input_format, sample_rate)
+        self.encoder = Encoder(output_format)
+        self.text_tokens: list[int] = []
+        self.ended_at: float | None = None
+
+    async def greet(self) -> None:
+        assert self.session is not None
+        await self.ws.send_json({
+            "type": "ready", "session": self.session.id, "sample_rate": SAMPLE_RATE, "frame_size": FRAME_SIZE,
+            "output_format": self.encoder.format, "output_lag_frames": self.service.translator.output_lag_frames,
+        })
+
+    async def on_message(self, data: bytes | str) -> None:
+        if isinstance(data, bytes):
+            if self.ended_at is not None:
+                raise ClientError("bad_message", "audio after the end message")
+            self.feed(self.decoder.decode(data))
+            return
+        message = parse_json(data, '{"type": "end"}')
+        if message["type"] != "end":
+            raise ClientError("bad_message", f"unknown message type {message['type']!r}; accepted: 'end'")
+        if self.ended_at is None:
+            self.feed(self.decoder.flush())
+            self.end_input()
+            self.ended_at = time.monotonic()
+
+    async def on_frame(self, frame: FrameOutput) -> None:
+        self.text_tokens.append(frame.text_token)
+        payload = self.encoder.encode(frame.pcm)
+        if payload:
+            await self.ws.send_bytes(payload)
+        if frame.text:
+            await self.ws.send_json({"type": "text", "text": frame.text, "frame": frame.index,
+                                     "time": round(frame.index * FRAME_PERIOD_S, 3)})
+
+    async def on_complete(self) -> None:
+        summary = translation_summary(self.service.translator, self.text_tokens, self.input_samples)
+        if self.ended_at is not None:
+            summary["timing"]["flush_wall_s"] = round(time.monotonic() - self.ended_at, 3)
+        await self.ws.send_json({"type": "final", **summary})
+
+    async def send_error(self, error: ClientError) -> None:
+        await self.ws.send_json({"type": "error", "kind": error.kind, "message": error.message})

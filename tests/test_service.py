@@ -1,0 +1,349 @@
+"""The service as clients use it: real uvicorn on 127.0.0.1, real websocket and HTTP clients."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import io
+import json
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import wave
+
+import numpy as np
+import pytest
+import sphn
+from conftest import frames, live_server
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from hibiki.audio import FRAME_SIZE, SAMPLE_RATE
+from hibiki.checkpoint import load_checkpoint
+from hibiki.engine import BatchedTranslator, Sampling
+from service.app import create_app
+from service.config import ServiceConfig
+
+SLOTS = 8
+TAIL_FRAMES = 5  # max_tail_s=0.4: the random tiny model never writes text EOS
+TIMEOUT = 60
+
+
+def make_app(checkpoint_dir, slots=SLOTS, **config):
+    translator = BatchedTranslator(load_checkpoint(checkpoint_dir), slots=slots, sampling=Sampling(use_sampling=False),
+                                   max_tail_s=0.4)
+    return create_app(translator, ServiceConfig(**config))
+
+
+@pytest.fixture(scope="module")
+def server(tiny_dir):
+    with live_server(make_app(tiny_dir, max_message_bytes=64 << 10)) as address:
+        yield address
+
+
+@pytest.fixture(scope="module")
+def strict_server(tiny_dir):
+    with live_server(make_app(tiny_dir, slots=2, api_key="s3cret", idle_timeout_s=0.5)) as address:
+        yield address
+
+
+def http(method: str, url: str, body: bytes | None = None, headers: dict | None = None) -> tuple[int, dict, bytes]:
+    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+def multipart(filename: str, data: bytes) -> tuple[bytes, dict]:
+    boundary = "hibiki-test-boundary"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\n"
+            f"Content-Type: application/octet-stream\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+
+def wav_file(pcm: np.ndarray, rate: int = SAMPLE_RATE) -> bytes:
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes((pcm * 32767).astype("<i2").tobytes())
+    return buffer.getvalue()
+
+
+def opus_pages(pcm: np.ndarray) -> list[bytes]:
+    writer = sphn.OpusStreamWriter(SAMPLE_RATE)
+    pages = [writer.append_pcm(chunk) for chunk in pcm.reshape(-1, FRAME_SIZE)]
+    return [p for p in pages if p]
+
+
+async def v1_session(address: str, pcm: np.ndarray, rate: int = SAMPLE_RATE, chunk_s: float = 0.08,
+                     pause_s: float = 0.0, output_format: str = "pcm16", query: str = "") -> dict:
+    """A /v1/stream client: start, stream, end, collect everything until the server closes."""
+    got = {"audio": [], "texts": [], "final": None, "error": None}
+    async with connect(f"ws://{address}/v1/stream{query}", open_timeout=TIMEOUT) as ws:
+        with contextlib.suppress(ConnectionClosed):  # a refused client may be closed before it starts
+            await ws.send(json.dumps({"type": "start", "input_format": "pcm16", "sample_rate": rate,
+                                      "output_format": output_format}))
+        got["ready"] = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+        if got["ready"]["type"] != "ready":
+            got["error"] = got["ready"]
+            await ws.wait_closed()
+            return got
+        step = max(1, round(chunk_s * rate))
+        for start in range(0, len(pcm), step):
+            await ws.send((pcm[start:start + step] * 32767).astype("<i2").tobytes())
+            await asyncio.sleep(pause_s)
+        await ws.send(json.dumps({"type": "end"}))
+        try:
+            while True:
+                message = await asyncio.wait_for(ws.recv(), TIMEOUT)
+                if isinstance(message, bytes):
+                    got["audio"].append(message)
+                    continue
+                event = json.loads(message)
+                if event["type"] == "text":
+                    got["texts"].append(event)
+                else:
+                    got[event["type"]] = event
+        except ConnectionClosed:
+            got["close_code"] = ws.close_code
+    return got
+
+
+async def kyutai_error(address: str, messages: list[bytes | str], path: str = "/api/chat") -> tuple[bytes, int]:
+    """Sends `messages` after the handshake (if one comes); returns the 0x05 error payload and the close code."""
+    async with connect(f"ws://{address}{path}", open_timeout=TIMEOUT) as ws:
+        first = await asyncio.wait_for(ws.recv(), TIMEOUT)
+        error = first[1:] if first[:1] == b"\x05" else b""
+        if first == b"\x00":
+            for message in messages:
+                await ws.send(message)
+        try:
+            while True:
+                message = await asyncio.wait_for(ws.recv(), TIMEOUT)
+                if message[:1] == b"\x05":
+                    error = message[1:]
+        except ConnectionClosed:
+            return error, ws.close_code
+
+
+def test_kyutai_protocol_round_trip(server):
+    async def client():
+        reader = sphn.OpusStreamReader(SAMPLE_RATE)
+        received, texts = [], []
+        async with connect(f"ws://{server}/api/chat", open_timeout=TIMEOUT) as ws:
+            assert await asyncio.wait_for(ws.recv(), TIMEOUT) == b"\x00"
+            for page in opus_pages(frames(30, seed=11)):
+                await ws.send(b"\x01" + page)
+                await asyncio.sleep(0.02)
+            deadline = time.monotonic() + TIMEOUT
+            while sum(map(len, received)) < 10 * FRAME_SIZE and time.monotonic() < deadline:
+                message = await asyncio.wait_for(ws.recv(), TIMEOUT)
+                kind, payload = message[0], message[1:]
+                assert kind in (0x01, 0x02), f"unexpected kind {kind}"
+                if kind == 0x01:
+                    received.append(reader.append_bytes(payload))
+                else:
+                    texts.append(payload.decode())
+        return np.concatenate(received), texts
+
+    pcm, texts = asyncio.run(client())
+    assert len(pcm) >= 10 * FRAME_SIZE and np.isfinite(pcm).all() and np.abs(pcm).max() > 0
+    assert all(isinstance(t, str) for t in texts)
+
+
+def test_v1_stream_flushes_at_end_of_input_and_resamples(server):
+    rate = 16000
+    pcm = frames(40, seed=12)[::3]  # 25600 samples: 1.6 s at 16 kHz
+    got = asyncio.run(v1_session(server, pcm, rate=rate, chunk_s=0.05))
+    assert got["error"] is None and got["close_code"] == 1000
+    ready, final = got["ready"], got["final"]
+    assert ready["sample_rate"] == SAMPLE_RATE and ready["output_lag_frames"] == 1
+    # 1.6 s of input -> 20 frames at 24 kHz, then the 0.4 s tail
+    assert [len(a) for a in got["audio"]] == [FRAME_SIZE * 2] * (20 + TAIL_FRAMES)
+    assert final["timing"]["input_s"] == pytest.approx(1.6, abs=0.01)
+    assert final["timing"]["output_s"] == pytest.approx((20 + TAIL_FRAMES) * 0.08)
+    assert got["texts"] and final["text"] and final["words"]  # the random tiny model writes random pieces
+    assert [t["frame"] for t in got["texts"]] == sorted(t["frame"] for t in got["texts"])
+    for word in final["words"]:
+        assert 0 <= word["start"] < word["end"] <= final["timing"]["output_s"]
+
+
+def test_eight_concurrent_sessions_all_get_output(server):
+    async def clients():
+        return await asyncio.gather(*(v1_session(server, frames(8 + i, seed=20 + i), pause_s=0.04) for i in range(SLOTS)))
+
+    for i, got in enumerate(asyncio.run(clients())):
+        assert got["error"] is None, got["error"]
+        assert len(got["audio"]) == 8 + i + TAIL_FRAMES and got["final"]["timing"]["input_s"] == pytest.approx((8 + i) * 0.08)
+
+
+def ready_state(address: str) -> dict:
+    status, _, body = http("GET", f"http://{address}/readyz")
+    assert status == 200
+    return json.loads(body)
+
+
+def wait_for_idle(address: str) -> None:
+    for _ in range(200):
+        if ready_state(address)["slots_active"] == 0:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"slots still held: {ready_state(address)}")
+
+
+def test_disconnect_mid_stream_frees_the_slot(server):
+    wait_for_idle(server)
+
+    async def leaver():
+        async with connect(f"ws://{server}/api/chat", open_timeout=TIMEOUT) as ws:
+            assert await ws.recv() == b"\x00"
+            for page in opus_pages(frames(20, seed=30)):
+                await ws.send(b"\x01" + page)
+            await asyncio.wait_for(ws.recv(), TIMEOUT)  # being served
+            assert ready_state(server)["slots_active"] == 1
+        # leaves without any goodbye
+
+    asyncio.run(leaver())
+    wait_for_idle(server)
+
+
+def test_full_slots_refuse_at_once(server):
+    wait_for_idle(server)
+
+    async def scenario():
+        holders = [await connect(f"ws://{server}/api/chat", open_timeout=TIMEOUT) for _ in range(SLOTS)]
+        try:
+            for ws in holders:
+                assert await asyncio.wait_for(ws.recv(), TIMEOUT) == b"\x00"
+            started = time.monotonic()
+            error, code = await kyutai_error(server, [])
+            refused_in = time.monotonic() - started
+            ws_refusal = await v1_session(server, frames(2, seed=1))
+            body, headers = multipart("a.wav", wav_file(frames(3, seed=2)))
+            http_refusal = await asyncio.to_thread(http, "POST", f"http://{server}/v1/translate", body, headers)
+            return error, code, refused_in, ws_refusal, http_refusal
+        finally:
+            for ws in holders:
+                await ws.close()
+
+    error, code, refused_in, ws_refusal, (status, headers, body) = asyncio.run(scenario())
+    assert code == 1013 and b"no free slot" in error and refused_in < 5
+    assert ws_refusal["error"]["kind"] == "no_free_slot"
+    assert status == 503 and headers["retry-after"] == "2" and b"no free slot" in body
+    wait_for_idle(server)
+
+
+@pytest.mark.parametrize("messages, expected, code", [
+    ([b"\x01garbage, not an ogg page"], b"does not start with an Ogg page", 1003),
+    ([b"\x09hello"], b"unknown message kind 0x09", 1003),
+    (["a text frame"], b"text websocket messages are not part of this protocol", 1003),
+    ([b"\x01" + b"OggS" + bytes(70 << 10)], b"exceeds the limit of 65536 bytes", 1009),
+    ([b"\x01" + opus_pages(frames(4, seed=3))[0], b"\x01OggS" + bytes(300)], b"broken Ogg/Opus stream", 1003),
+], ids=["garbage", "unknown-kind", "text-frame", "oversize", "broken-ogg"])
+def test_malformed_input_is_reported_and_others_still_served(server, messages, expected, code):
+    async def scenario():
+        bystander = asyncio.create_task(v1_session(server, frames(12, seed=40), pause_s=0.04))
+        error, close_code = await kyutai_error(server, messages)
+        return error, close_code, await bystander
+
+    error, close_code, bystander = asyncio.run(scenario())
+    assert expected in error and close_code == code
+    assert bystander["error"] is None and len(bystander["audio"]) == 12 + TAIL_FRAMES
+    wait_for_idle(server)
+
+
+def test_v1_bad_start_and_bad_pcm(server):
+    async def scenario():
+        results = []
+        for start, then in [
+            ('{"type": "start", "input_format": "mp3"}', None),
+            ("not json", None),
+            ('{"type": "start"}', b"\x00\x01\x02"),  # odd byte count for pcm16
+        ]:
+            async with connect(f"ws://{server}/v1/stream", open_timeout=TIMEOUT) as ws:
+                await ws.send(start)
+                if then is not None:
+                    assert json.loads(await ws.recv())["type"] == "ready"
+                    await ws.send(then)
+                try:
+                    while True:
+                        message = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+                        if message["type"] == "error":
+                            results.append(message["message"])
+                except ConnectionClosed:
+                    pass
+        return results
+
+    bad_format, bad_json, odd_bytes = asyncio.run(scenario())
+    assert "input_format 'mp3' is not one of" in bad_format
+    assert "invalid JSON" in bad_json
+    assert "not a whole number of 2-byte samples" in odd_bytes
+
+
+def test_file_endpoint(server):
+    pcm = frames(15, seed=50)
+    body, headers = multipart("talk.wav", wav_file(pcm))
+    status, _, payload = http("POST", f"http://{server}/v1/translate", body, headers)
+    assert status == 200, payload
+    result = json.loads(payload)
+    with wave.open(io.BytesIO(base64.b64decode(result["audio"]["base64"]))) as audio:
+        assert audio.getframerate() == SAMPLE_RATE and audio.getnframes() == (15 + TAIL_FRAMES) * FRAME_SIZE
+    assert result["timing"]["input_s"] == pytest.approx(1.2) and result["timing"]["real_time_factor"] > 0
+    body, headers = multipart("notes.txt", b"this is not audio")
+    status, _, payload = http("POST", f"http://{server}/v1/translate", body, headers)
+    assert status == 400 and b"'notes.txt': cannot decode as audio" in payload and b"Accepted:" in payload
+
+
+def test_auth_and_idle_timeout(strict_server):
+    pcm = frames(4, seed=60)
+    refused = asyncio.run(v1_session(strict_server, pcm))
+    assert refused["error"]["kind"] == "unauthorized" and "auth_id" in refused["error"]["message"]
+    assert asyncio.run(v1_session(strict_server, pcm, query="?auth_id=wrong"))["error"]["kind"] == "unauthorized"
+    served = asyncio.run(v1_session(strict_server, pcm, query="?auth_id=s3cret"))
+    assert served["error"] is None and served["final"]["timing"]["input_s"] == pytest.approx(0.32)
+    body, headers = multipart("a.wav", wav_file(pcm))
+    assert http("POST", f"http://{strict_server}/v1/translate", body, headers)[0] == 401
+    assert http("POST", f"http://{strict_server}/v1/translate", body, {**headers, "kyutai-api-key": "s3cret"})[0] == 200
+    bearer = {**headers, "Authorization": "Bearer s3cret"}
+    assert http("POST", f"http://{strict_server}/v1/translate", body, bearer)[0] == 200
+    error, code = asyncio.run(kyutai_error(strict_server, [], path="/api/chat?auth_id=s3cret"))  # sends nothing
+    assert b"no message for 0.5 s" in error and code == 1008
+
+
+def test_operations_endpoints(server):
+    assert http("GET", f"http://{server}/healthz")[0] == 200
+    assert ready_state(server)["slots_total"] == SLOTS
+    status, headers, body = http("GET", f"http://{server}/metrics")
+    metrics = body.decode()
+    assert status == 200 and headers["content-type"].startswith("text/plain")
+    values = {line.split(" ")[0]: float(line.split(" ")[1]) for line in metrics.splitlines() if line and line[0] != "#"}
+    assert values["hibiki_slots_total"] == SLOTS
+    assert values['hibiki_sessions_total{protocol="v1"}'] >= 1
+    assert values["hibiki_input_frames_total"] > 0 and values["hibiki_output_frames_total"] > 0
+    assert values["hibiki_step_seconds_count"] > 0 and "hibiki_late_ticks_total" in values
+    openapi = json.loads(http("GET", f"http://{server}/openapi.json")[2])
+    assert "/v1/translate" in openapi["paths"] and "/v1/stream" in openapi["info"]["description"]
+    assert b"<html" in http("GET", f"http://{server}/")[2]
+
+
+def test_hibiki_serve_command(tiny_dir):
+    with subprocess.Popen([sys.executable, "-m", "hibiki.cli", "serve", "--model", str(tiny_dir), "--port", "0",
+                           "--slots", "2"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+        try:
+            address = None
+            for line in proc.stdout:
+                if "Uvicorn running on http://" in line:
+                    address = line.split("http://")[1].split()[0]
+                    break
+            assert address, "the server never said where it listens"
+            assert ready_state(address)["slots_total"] == 2
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
