@@ -160,6 +160,10 @@ class BatchedTranslator:
     def active_slots(self) -> list[int]:
         return [i for i, s in enumerate(self._slots) if s.phase is not _Phase.FREE]
 
+    def buffered_frames(self, slot: int) -> int:
+        """Whole input frames queued for a stream and not yet consumed."""
+        return self._slots[slot].buffered // FRAME_SIZE
+
     def attach(self) -> int:
         """Takes a free slot for a new stream and resets its state; raises NoFreeSlot."""
         for index, slot in enumerate(self._slots):

@@ -19,7 +19,7 @@ class Metrics:
             buckets=(0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2, 0.4, 0.8, 1.6), registry=r)
         self.frames_in = Counter("hibiki_input_frames", "80 ms input frames received.", registry=r)
         self.frames_out = Counter("hibiki_output_frames", "80 ms output frames produced.", registry=r)
-        self.late_ticks = Counter("hibiki_late_ticks", "Clock ticks whose step overran the 80 ms frame period.", registry=r)
+        self.late_ticks = Counter("hibiki_late_ticks", "Batched steps that took longer than the 80 ms of audio they produce.", registry=r)
         self.sessions = Counter("hibiki_sessions", "Sessions admitted.", ["protocol"], registry=r)
         self.refused = Counter("hibiki_sessions_refused", "Sessions refused.", ["reason"], registry=r)
         self.errors = Counter("hibiki_session_errors", "Sessions ended by an error.", ["kind"], registry=r)

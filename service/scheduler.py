@@ -8,8 +8,9 @@ is buffered by the engine; one that stalls simply does not advance, and never ho
 others back.
 
 Ticks come every 80 ms, so live sessions share one batched step per frame. While some
-session's input has ended (a file job, or a live session flushing its translation) nothing
-it needs is still to arrive, so ticks follow each other at once: as fast as input allows.
+session's input has ended (a file job, or a live session flushing its translation), or a
+session has fallen behind, what it needs is already there, so ticks follow each other at
+once: as fast as input allows.
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ from hibiki.engine import BatchedTranslator, FrameOutput, NoFreeSlot
 from service.metrics import Metrics
 
 logger = logging.getLogger(__name__)
+
+# A live session with this many whole frames waiting has fallen behind (a late tick, a burst
+# from the network): tick again at once until it has caught up, or its delay would stay.
+CATCH_UP_FRAMES = 1
 
 
 @dataclass
@@ -135,12 +140,11 @@ class Scheduler:
                     self.metrics.frames_out.inc()
                 session.outputs.put_nowait(frame)
             self.ticks += 1
-            next_tick += FRAME_PERIOD_S
-            if hurry:
-                next_tick = now
-            elif now > next_tick:  # the batch took longer than a frame: count it, do not try to catch up
+            if frames and now - started > FRAME_PERIOD_S:  # this batch cannot keep up with real time
                 self.late_ticks += 1
                 self.metrics.late_ticks.inc()
+            next_tick += FRAME_PERIOD_S
+            if hurry or now > next_tick:  # never sleep to make up for lost time: go on from now
                 next_tick = now
             await asyncio.sleep(max(0.0, next_tick - now))
 
@@ -175,5 +179,6 @@ class Scheduler:
                 if frame.final:
                     del self._running[frame.slot]
                     routed.append((session, None))
-            hurry = any(session.input_ended for session in self._running.values())
+            hurry = any(session.input_ended or engine.buffered_frames(slot) >= CATCH_UP_FRAMES
+                        for slot, session in self._running.items())
         return routed, hurry

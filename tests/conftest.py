@@ -91,3 +91,14 @@ def live_server(app) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=30)
         sock.close()
+
+
+def service_app(checkpoint_dir, slots: int = 8, **config):
+    """The service over a greedy translator whose tail stops after 0.4 s (5 frames)."""
+    from hibiki.engine import BatchedTranslator, Sampling
+    from service.app import create_app
+    from service.config import ServiceConfig
+
+    translator = BatchedTranslator(load_checkpoint(checkpoint_dir), slots=slots, sampling=Sampling(use_sampling=False),
+                                   max_tail_s=0.4)
+    return create_app(translator, ServiceConfig(**config))

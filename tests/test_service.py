@@ -17,36 +17,26 @@ import wave
 import numpy as np
 import pytest
 import sphn
-from conftest import frames, live_server
+from conftest import frames, live_server, service_app
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from hibiki.audio import FRAME_SIZE, SAMPLE_RATE
-from hibiki.checkpoint import load_checkpoint
-from hibiki.engine import BatchedTranslator, Sampling
-from service.app import create_app
-from service.config import ServiceConfig
 
 SLOTS = 8
 TAIL_FRAMES = 5  # max_tail_s=0.4: the random tiny model never writes text EOS
 TIMEOUT = 60
 
 
-def make_app(checkpoint_dir, slots=SLOTS, **config):
-    translator = BatchedTranslator(load_checkpoint(checkpoint_dir), slots=slots, sampling=Sampling(use_sampling=False),
-                                   max_tail_s=0.4)
-    return create_app(translator, ServiceConfig(**config))
-
-
 @pytest.fixture(scope="module")
 def server(tiny_dir):
-    with live_server(make_app(tiny_dir, max_message_bytes=64 << 10)) as address:
+    with live_server(service_app(tiny_dir, max_message_bytes=64 << 10)) as address:
         yield address
 
 
 @pytest.fixture(scope="module")
 def strict_server(tiny_dir):
-    with live_server(make_app(tiny_dir, slots=2, api_key="s3cret", idle_timeout_s=0.5)) as address:
+    with live_server(service_app(tiny_dir, slots=2, api_key="s3cret", idle_timeout_s=0.5)) as address:
         yield address
 
 
