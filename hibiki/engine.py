@@ -31,6 +31,7 @@ from moshi.run_inference import get_condition_tensors
 
 from hibiki.audio import FRAME_PERIOD_S, FRAME_SIZE, as_pcm
 from hibiki.checkpoint import Checkpoint
+from hibiki.slot_sampling import SlotSampling
 
 logger = logging.getLogger(__name__)
 
@@ -139,11 +140,17 @@ class BatchedTranslator:
                 f"cfg_coef={self.sampling.cfg_coef} needs a checkpoint with a voice-transfer conditioner; "
                 "this one has none (use cfg_coef=1)")
         conditions = get_condition_tensors(checkpoint.info.model_type, self.lm, slots, self.sampling.cfg_coef)
+        sampling = self.sampling
+        self.slot_sampling: SlotSampling | None = None
+        if sampling.cfg_coef == 1.0:  # per-slot settings; LMGen then draws from the shaped logits as they are
+            self.slot_sampling = SlotSampling(self.lm, slots, sampling.temp, sampling.top_k, sampling.temp_text,
+                                              sampling.top_k_text, sampling.use_sampling)
+            sampling = Sampling(temp=1.0, temp_text=1.0, top_k=0, top_k_text=0, use_sampling=True)
         self.lm_gen = LMGen(
-            self.lm, use_sampling=self.sampling.use_sampling, temp=self.sampling.temp,
-            temp_text=self.sampling.temp_text, top_k=self.sampling.top_k,
-            top_k_text=self.sampling.top_k_text, cfg_coef=self.sampling.cfg_coef,
+            self.lm, use_sampling=sampling.use_sampling, temp=sampling.temp, temp_text=sampling.temp_text,
+            top_k=sampling.top_k, top_k_text=sampling.top_k_text, cfg_coef=sampling.cfg_coef,
             condition_tensors=conditions or None, support_out_of_sync=True,
+            on_text_logits_hook=self.slot_sampling.shape_text if self.slot_sampling else None,
         )
         self.lm_gen.streaming_forever(slots)
         self.mimi.streaming_forever(slots)
@@ -164,15 +171,36 @@ class BatchedTranslator:
         """Whole input frames queued for a stream and not yet consumed."""
         return self._slots[slot].buffered // FRAME_SIZE
 
-    def attach(self) -> int:
-        """Takes a free slot for a new stream and resets its state; raises NoFreeSlot."""
+    def attach(self, sampling: Sampling | None = None) -> int:
+        """Takes a free slot for a new stream and resets its state; raises NoFreeSlot.
+
+        `sampling` gives this stream its own temperatures and top-k (not cfg_coef, which is
+        the batch's); without it the stream samples with the translator's settings."""
+        if sampling is not None:
+            self.check_stream_sampling(sampling)
         for index, slot in enumerate(self._slots):
             if slot.phase is _Phase.FREE:
                 self._reset([index])
+                if self.slot_sampling is not None:
+                    self.slot_sampling.reset(index)
+                    if sampling is not None:
+                        self.slot_sampling.set(index, sampling.temp, sampling.top_k, sampling.temp_text,
+                                               sampling.top_k_text, sampling.use_sampling)
                 self._slots[index] = _Slot(phase=_Phase.PRIME)
                 logger.debug("slot %d attached", index)
                 return index
         raise NoFreeSlot(f"all {self.batch_size} slots are busy")
+
+    def check_stream_sampling(self, sampling: Sampling) -> None:
+        """Raises ValueError if a stream cannot have these settings in this batch."""
+        if sampling.cfg_coef != self.sampling.cfg_coef:
+            raise ValueError(f"cfg_coef is the batch's setting ({self.sampling.cfg_coef:g}); a stream cannot change it")
+        if self.slot_sampling is None and sampling != self.sampling:
+            raise ValueError("with classifier-free guidance (cfg_coef != 1) every stream samples with the batch's settings")
+        if sampling.temp < 0 or sampling.temp_text < 0 or sampling.top_k < 0 or sampling.top_k_text < 0:
+            raise ValueError(f"temperatures and top-k must be >= 0, got {sampling}")
+        if self.slot_sampling is not None:
+            self.slot_sampling.check(sampling.top_k, sampling.top_k_text)
 
     def feed(self, slot: int, pcm: np.ndarray) -> None:
         """Queues 24 kHz mono float32 samples of any length for a stream."""

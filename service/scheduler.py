@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hibiki.audio import FRAME_PERIOD_S, FRAME_SIZE, as_pcm
-from hibiki.engine import BatchedTranslator, FrameOutput, NoFreeSlot
+from hibiki.engine import BatchedTranslator, FrameOutput, NoFreeSlot, Sampling
 from service.metrics import Metrics
 
 logger = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ class Session:
     outputs: asyncio.Queue = field(default_factory=asyncio.Queue)
     slot: int | None = None
     input_ended: bool = False
+    sampling: Sampling | None = None  # this stream's own settings (None: the batch's)
     _pending: list = field(default_factory=list)  # ("feed", pcm) | ("end", None), applied on the worker
 
 
@@ -88,13 +89,17 @@ class Scheduler:
             except asyncio.CancelledError:
                 pass
 
-    def open(self) -> Session:
-        """Admits a session at once, or raises NoFreeSlot at once: callers never wait for a slot."""
+    def open(self, sampling: Sampling | None = None) -> Session:
+        """Admits a session at once, or raises NoFreeSlot at once: callers never wait for a slot.
+
+        Raises ValueError if the stream cannot have `sampling` in this batch."""
+        if sampling is not None:
+            self.translator.check_stream_sampling(sampling)
         with self._lock:
             if len(self._waiting) + len(self._running) + len(self._closed) >= self.capacity:  # self.active, lock held
                 self.metrics.refused.labels("no_free_slot").inc()
                 raise NoFreeSlot(f"all {self.capacity} slots are busy")
-            session = Session(id=next(self._ids))
+            session = Session(id=next(self._ids), sampling=sampling)
             self._waiting.append(session)
         return session
 
@@ -159,7 +164,7 @@ class Scheduler:
             self._closed.clear()
             while self._waiting:
                 session = self._waiting.pop(0)
-                session.slot = engine.attach()
+                session.slot = engine.attach(session.sampling)
                 self._running[session.slot] = session
             for session in self._running.values():
                 for kind, pcm in session._pending:

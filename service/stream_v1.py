@@ -4,7 +4,11 @@ Text messages are JSON; binary messages are audio in the formats chosen at start
 
 client -> server
   {"type": "start", "input_format": "pcm16"|"f32"|"opus", "sample_rate": 24000,
-   "output_format": "pcm16"|"f32"|"opus"|"none"}        first message, required
+   "output_format": "pcm16"|"f32"|"opus"|"none",
+   "sampling": {"temp", "top_k", "temp_text", "top_k_text", "greedy", "cfg_coef"}}
+                                                        first message, required; every field optional
+                                                        (sampling: this session's own; cfg_coef, the
+                                                        voice-transfer strength, is the server's)
   binary audio                                          any length, any pace
   {"type": "end"}                                       end of input: flush the translation
 server -> client
@@ -20,11 +24,12 @@ when input frame i + output_lag_frames has been received.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 
 from hibiki.audio import FRAME_PERIOD_S, FRAME_SIZE, SAMPLE_RATE
-from hibiki.engine import FrameOutput
+from hibiki.engine import FrameOutput, Sampling
 from service.results import translation_summary
 from service.wire_audio import INPUT_FORMATS, OUTPUT_FORMATS, Encoder, make_decoder
 from service.ws_session import ClientError, WebsocketSession
@@ -54,10 +59,12 @@ class StreamV1(WebsocketSession):
         start = parse_json(data, START_EXAMPLE)
         if start["type"] != "start":
             raise ClientError("bad_message", f"the first message must be a start message, e.g. {START_EXAMPLE}")
-        unknown = set(start) - {"type", "input_format", "sample_rate", "output_format"}
+        unknown = set(start) - {"type", "input_format", "sample_rate", "output_format", "sampling"}
         if unknown:
             raise ClientError("bad_message", f"unknown start fields {sorted(unknown)}; accepted: "
-                                             "input_format, sample_rate, output_format")
+                                             "input_format, sample_rate, output_format, sampling")
+        if "sampling" in start:
+            self.sampling = self.parse_sampling(start["sampling"])
         input_format = start.get("input_format", "pcm16")
         output_format = start.get("output_format", "pcm16")
         sample_rate = start.get("sample_rate", SAMPLE_RATE)
@@ -72,6 +79,21 @@ class StreamV1(WebsocketSession):
         self.encoder = Encoder(output_format)
         self.text_tokens: list[int] = []
         self.ended_at: float | None = None
+
+    def parse_sampling(self, options: object) -> Sampling:
+        accepted = {"temp": float, "temp_text": float, "top_k": int, "top_k_text": int, "greedy": bool, "cfg_coef": float}
+        if not isinstance(options, dict) or set(options) - set(accepted):
+            raise ClientError("bad_message", f"sampling must be an object with some of {sorted(accepted)}")
+        for key, value in options.items():
+            kind = accepted[key]
+            valid = isinstance(value, bool) if kind is bool else (
+                isinstance(value, (int, float)) and not isinstance(value, bool) and (kind is float or float(value).is_integer()))
+            if not valid:
+                raise ClientError("bad_message", f"sampling.{key} must be a{'n' if kind is int else ''} {kind.__name__}, got {value!r}")
+        base = self.service.translator.sampling
+        values = {k: accepted[k](v) for k, v in options.items() if k != "greedy"}
+        # The object describes how this session samples; numbers it leaves out are the server's.
+        return dataclasses.replace(base, use_sampling=not options.get("greedy", False), **values)
 
     async def greet(self) -> None:
         assert self.session is not None

@@ -21,7 +21,7 @@ from fastapi import WebSocket
 from starlette.websockets import WebSocketDisconnect
 
 from hibiki.audio import SAMPLE_RATE, AudioError
-from hibiki.engine import FrameOutput, NoFreeSlot
+from hibiki.engine import FrameOutput, NoFreeSlot, Sampling
 from service.auth import auth_hint, is_authorized
 from service.scheduler import Session
 from service.state import ServiceState
@@ -50,6 +50,7 @@ class WebsocketSession(ABC):
         self.ws = ws
         self.service = service
         self.session: Session | None = None
+        self.sampling: Sampling | None = None  # set by `negotiate` for a stream of its own settings
         self.input_samples = 0
         self.output_frames = 0
         self.opened_at = time.monotonic()
@@ -116,7 +117,9 @@ class WebsocketSession(ABC):
                 raise ClientError("unauthorized", f"missing or wrong API key: {auth_hint()}", POLICY)
             await self.negotiate()
             try:
-                self.session = service.scheduler.open()
+                self.session = service.scheduler.open(self.sampling)
+            except ValueError as exc:
+                raise ClientError("bad_message", str(exc)) from None
             except NoFreeSlot as exc:
                 raise ClientError("no_free_slot", f"no free slot: {exc}; retry in {service.config.retry_after_s} s",
                                   TRY_AGAIN_LATER) from None

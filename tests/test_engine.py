@@ -91,6 +91,35 @@ def test_slots_are_independent(tiny_dir):
     np.testing.assert_array_equal(np.stack(tokens_of(outputs)), np.stack(reference))
 
 
+def test_each_stream_samples_its_own_way(tiny_dir):
+    """In one batch: a greedy stream matches moshi's greedy recipe while its neighbour samples hot."""
+    pcm = frames(12, seed=0)
+    reference = moshi_reference(load_checkpoint(tiny_dir), pcm, silence_frames=6)
+    hot = Sampling(temp=2.0, temp_text=2.0, top_k=0, top_k_text=0)
+    translator = BatchedTranslator(load_checkpoint(tiny_dir), slots=3, sampling=hot,
+                                   max_tail_s=(len(reference) - 12) * 0.08)
+    torch.manual_seed(0)
+    streams = {translator.attach(): "hot", translator.attach(sampling=GREEDY): "greedy",
+               translator.attach(sampling=Sampling(temp=0.7, top_k=1, temp_text=0.7, top_k_text=1)): "top-1"}
+    for slot in streams:
+        translator.feed(slot, pcm)
+        translator.end_input(slot)
+    outputs = {name: [] for name in streams.values()}
+    while translator.active_slots:
+        for output in translator.step():
+            outputs[streams[output.slot]].append(output)
+    np.testing.assert_array_equal(np.stack(tokens_of(outputs["greedy"])), np.stack(reference))
+    np.testing.assert_array_equal(np.stack(tokens_of(outputs["top-1"])), np.stack(reference))
+    assert len(outputs["hot"]) == len(reference)
+    assert (np.stack(tokens_of(outputs["hot"])) != np.stack(reference)).mean() > 0.5
+    translator.detach(translator.attach(sampling=GREEDY))
+    assert translator.slot_sampling.temp_text[translator.attach()] == 2.0  # a reused slot has the batch's settings
+    with pytest.raises(ValueError, match="cfg_coef is the batch's setting"):
+        translator.attach(sampling=Sampling(cfg_coef=3.0))
+    with pytest.raises(ValueError, match=">= 0"):
+        translator.attach(sampling=Sampling(temp=-1.0))
+
+
 def test_text_eos_after_input_eos_ends_stream_and_frees_slot(eos_dir):
     """This checkpoint writes text EOS at every step: ignored while input flows, final after."""
     translator = BatchedTranslator(load_checkpoint(eos_dir), slots=2, sampling=GREEDY, max_tail_s=5.0)

@@ -73,13 +73,13 @@ def opus_pages(pcm: np.ndarray) -> list[bytes]:
 
 
 async def v1_session(address: str, pcm: np.ndarray, rate: int = SAMPLE_RATE, chunk_s: float = 0.08,
-                     pause_s: float = 0.0, output_format: str = "pcm16", query: str = "") -> dict:
+                     pause_s: float = 0.0, output_format: str = "pcm16", query: str = "", **start) -> dict:
     """A /v1/stream client: start, stream, end, collect everything until the server closes."""
     got = {"audio": [], "texts": [], "final": None, "error": None}
     async with connect(f"ws://{address}/v1/stream{query}", open_timeout=TIMEOUT) as ws:
         with contextlib.suppress(ConnectionClosed):  # a refused client may be closed before it starts
             await ws.send(json.dumps({"type": "start", "input_format": "pcm16", "sample_rate": rate,
-                                      "output_format": output_format}))
+                                      "output_format": output_format, **start}))
         got["ready"] = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
         if got["ready"]["type"] != "ready":
             got["error"] = got["ready"]
@@ -248,6 +248,26 @@ def test_malformed_input_is_reported_and_others_still_served(server, messages, e
     assert expected in error and close_code == code
     assert bystander["error"] is None and len(bystander["audio"]) == 12 + TAIL_FRAMES
     wait_for_idle(server)
+
+
+def test_v1_sessions_sample_their_own_way(server):
+    pcm = frames(10, seed=13)
+
+    async def sessions():
+        return await asyncio.gather(
+            v1_session(server, pcm), v1_session(server, pcm, sampling={"greedy": True}),
+            v1_session(server, pcm, sampling={"temp": 3.0, "temp_text": 3.0, "top_k": 250, "top_k_text": 250}),
+            v1_session(server, pcm, sampling={"temp": "hot"}), v1_session(server, pcm, sampling={"cfg_coef": 3.0}),
+            v1_session(server, pcm, sampling={"top_k": 0}))
+
+    default, greedy, hot, bad_type, cfg, unlimited = asyncio.run(sessions())
+    texts = {name: [(t["frame"], t["text"]) for t in got["texts"]] for name, got in (("default", default),
+             ("greedy", greedy), ("hot", hot))}
+    assert texts["default"] == texts["greedy"]  # the test server is greedy
+    assert len(hot["audio"]) == len(greedy["audio"]) and texts["hot"] != texts["greedy"]
+    assert "sampling.temp must be a float" in bad_type["error"]["message"]
+    assert "cfg_coef is the batch's setting" in cfg["error"]["message"]
+    assert "top_k=0 is beyond this server's limit: from 1 to 250" in unlimited["error"]["message"]
 
 
 def test_v1_bad_start_and_bad_pcm(server):

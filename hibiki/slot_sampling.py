@@ -1,0 +1,82 @@
+"""Sampling settings per batch slot, so each stream of one batch can sample its own way.
+
+moshi's `LMGen` samples every slot with one temperature and top-k. Here LMGen is set to
+plain sampling (temperature 1, no top-k) and the logits are shaped per slot before it
+samples: divided by the slot's temperature, then everything below the slot's k-th best
+is masked. That is the distribution moshi's `sample_token` draws from with those
+settings; greedy is top-k 1. Text logits are shaped through LMGen's own
+`on_text_logits_hook`; audio logits by wrapping the model's `forward_depformer`, the one
+call that produces them (captured in CUDA graphs like the rest, as the settings are
+tensors updated in place).
+
+Classifier-free guidance mixes two logit sets after `forward_depformer`, so a top-k mask
+there would be wrong: with cfg_coef != 1 the whole batch keeps one setting.
+
+The k-th best logit comes from a top-k of fixed size (CUDA graphs need fixed shapes), the
+largest k a stream may ask for: `MAX_TOP_K`, or the whole vocabulary when the batch's
+own setting is "no limit". A full sort of the 32k text vocabulary every step would cost
+more than the depth transformer on a CPU.
+"""
+
+from __future__ import annotations
+
+import torch
+from moshi.models import LMModel
+
+MAX_TOP_K = 250
+
+
+class SlotSampling:
+    def __init__(self, lm: LMModel, slots: int, temp: float, top_k: int, temp_text: float, top_k_text: int,
+                 use_sampling: bool):
+        device = lm.device
+        self.text_card, self.audio_card = lm.text_card, lm.card
+        self.temp = torch.empty(slots, device=device)
+        self.top_k = torch.empty(slots, dtype=torch.long, device=device)
+        self.temp_text = torch.empty(slots, device=device)
+        self.top_k_text = torch.empty(slots, dtype=torch.long, device=device)
+        self.max_k = self._max_k(top_k, self.audio_card)
+        self.max_k_text = self._max_k(top_k_text, self.text_card)
+        self.default = (temp, top_k, temp_text, top_k_text, use_sampling)
+        for slot in range(slots):
+            self.set(slot, *self.default)
+        forward_depformer = lm.forward_depformer
+        lm.forward_depformer = lambda *args, **kwargs: self._shape_audio(forward_depformer(*args, **kwargs))
+
+    @staticmethod
+    def _max_k(default_k: int, card: int) -> int:
+        return card if default_k <= 0 else min(card, max(default_k, MAX_TOP_K))
+
+    def check(self, top_k: int, top_k_text: int) -> None:
+        """Raises ValueError for a top-k this batch cannot give a stream."""
+        for name, k, max_k, card in (("top_k", top_k, self.max_k, self.audio_card),
+                                     ("top_k_text", top_k_text, self.max_k_text, self.text_card)):
+            if (k <= 0 and max_k < card) or k > max_k:
+                raise ValueError(f"{name}={k} is beyond this server's limit: from 1 to {max_k}")
+
+    def set(self, slot: int, temp: float, top_k: int, temp_text: float, top_k_text: int, use_sampling: bool) -> None:
+        """A slot's settings, moshi's conventions: top-k 0 is no limit, temperature 0 or no sampling is greedy."""
+        for temps, top_ks, t, k, max_k in ((self.temp, self.top_k, temp, top_k, self.max_k),
+                                           (self.temp_text, self.top_k_text, temp_text, top_k_text, self.max_k_text)):
+            greedy = not use_sampling or t <= 0
+            temps[slot] = 1.0 if greedy else t
+            top_ks[slot] = 1 if greedy else (max_k if k <= 0 else min(k, max_k))
+
+    def reset(self, slot: int) -> None:
+        self.set(slot, *self.default)
+
+    def shape_text(self, logits: torch.Tensor) -> None:
+        """LMGen's on_text_logits_hook: shapes [B, 1, 1, card] text logits in place."""
+        logits.copy_(_shape(logits, self.temp_text, self.top_k_text, self.max_k_text))
+
+    def _shape_audio(self, logits: torch.Tensor) -> torch.Tensor:
+        return _shape(logits, self.temp, self.top_k, self.max_k)
+
+
+def _shape(logits: torch.Tensor, temp: torch.Tensor, top_k: torch.Tensor, max_k: int) -> torch.Tensor:
+    per_slot = (-1,) + (1,) * (logits.dim() - 1)
+    scaled = logits.float() / temp.view(per_slot)
+    index = (top_k.view(per_slot) - 1).expand(*scaled.shape[:-1], 1)
+    kth_best = scaled.topk(max_k, dim=-1).values.gather(-1, index)
+    return scaled.masked_fill(scaled < kth_best, float("-inf")).to(logits.dtype)
+
