@@ -104,7 +104,7 @@ def start_server(args: argparse.Namespace, log: Path) -> tuple[subprocess.Popen,
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     command = [sys.executable, "-m", "hibiki.cli", "serve", "--port", str(port), "--slots", str(args.slots),
-               "--device", args.device]
+               "--device", args.device, "--threads", str(args.threads)]
     if args.model:
         command += ["--model", args.model]
     proc = subprocess.Popen(command, stdout=log.open("w"), stderr=subprocess.STDOUT)
@@ -124,6 +124,7 @@ def main() -> None:
     parser.add_argument("--slots", type=int, default=8, help="Server batch size (when this script starts the server).")
     parser.add_argument("--model", help="Checkpoint for the server (default: the embedded model).")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=0, help="Server's torch CPU threads (hibiki serve --threads).")
     parser.add_argument("--address", help="host:port of a running server instead of starting one.")
     parser.add_argument("--wav", type=Path, default=SAMPLE, help="Audio each client streams (looped).")
     parser.add_argument("--seconds", type=float, default=10.0, help="Seconds each client streams.")

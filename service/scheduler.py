@@ -20,6 +20,7 @@ import itertools
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -61,6 +62,9 @@ class Scheduler:
         self._closed: list[int] = []  # slots whose client left
         self._ids = itertools.count(1)
         self._task: asyncio.Task | None = None
+        # Always the same thread: a torch call from a new thread starts another OpenMP team,
+        # and a pool rotating over threads oversubscribes the cores (steps took twice as long).
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hibiki-engine")
         self.ticks = 0
         self.late_ticks = 0
 
@@ -88,6 +92,7 @@ class Scheduler:
                 await self._task
             except asyncio.CancelledError:
                 pass
+        self._worker.shutdown(wait=True)
 
     def open(self, sampling: Sampling | None = None) -> Session:
         """Admits a session at once, or raises NoFreeSlot at once: callers never wait for a slot.
@@ -133,7 +138,7 @@ class Scheduler:
         while True:
             started = time.monotonic()
             try:
-                frames, hurry = await asyncio.to_thread(self._tick)
+                frames, hurry = await asyncio.get_running_loop().run_in_executor(self._worker, self._tick)
             except Exception:  # a bug must not stop every session: log it and keep the clock going
                 logger.exception("scheduler tick failed")
                 frames, hurry = [], False
