@@ -1,10 +1,12 @@
-"""Reading and writing audio: whatever sphn decodes, as 24 kHz mono float32 (soxr resampling)."""
+"""Reading and writing audio: whatever sphn (files) or soundfile (bytes) decodes, as 24 kHz mono float32."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
+import soundfile
 import soxr
 import sphn
 
@@ -27,11 +29,24 @@ def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         pcm, rate = sphn.read(str(path))
     except Exception as exc:  # sphn reports every decoding problem as ValueError/OSError
         raise AudioError(f"{path}: cannot decode as audio ({exc}); accepted: {ACCEPTED}") from exc
-    pcm = np.asarray(pcm, dtype=np.float32)
+    return _mono_at_rate(np.asarray(pcm, dtype=np.float32), rate, sample_rate, str(path))
+
+
+def read_audio_bytes(data: bytes, name: str, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Like `read_audio`, for an encoded file held in memory (a dataset's audio bytes)."""
+    try:
+        pcm, rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    except Exception as exc:  # libsndfile reports every decoding problem as its own error type
+        raise AudioError(f"{name}: cannot decode as audio ({exc}); accepted: wav, flac, ogg, mp3") from exc
+    return _mono_at_rate(pcm.T, rate, sample_rate, name)
+
+
+def _mono_at_rate(pcm: np.ndarray, rate: int, sample_rate: int, name: str) -> np.ndarray:
+    """pcm is [samples] or [channels, samples]."""
     if pcm.ndim == 2:
         pcm = pcm.mean(axis=0)
     if pcm.size == 0:
-        raise AudioError(f"{path}: no audio samples (the file is empty)")
+        raise AudioError(f"{name}: no audio samples (the file is empty)")
     if rate != sample_rate:
         # soxr, not sphn.resample: the latter delays the signal by tens of ms, which would
         # shift every latency measured against the source.
@@ -39,7 +54,7 @@ def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     try:
         return as_pcm(pcm)
     except AudioError as exc:
-        raise AudioError(f"{path}: {exc}") from None
+        raise AudioError(f"{name}: {exc}") from None
 
 
 def as_pcm(samples: np.ndarray) -> np.ndarray:

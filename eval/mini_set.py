@@ -1,0 +1,60 @@
+"""Builds the small French->English evaluation set shipped in `eval/data/fr_en_mini`.
+
+Generated, never downloaded: espeak-ng speaks the French side of `pairs.jsonl` (one
+voice variant per utterance; long-form items join several sentences with pauses), and
+the manifest pairs each recording with its English reference. The shipped files are
+this script's output, so anyone can rebuild or extend the set offline:
+
+    .venv/bin/python -m eval.mini_set --out eval/data/fr_en_mini
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import soundfile
+from tqdm import tqdm
+
+from hibiki.audio import SAMPLE_RATE
+from training.tts import Espeak, Voice
+
+HERE = Path(__file__).parent / "data" / "fr_en_mini"
+PAUSE_S = 0.6  # between sentences of a long-form item
+
+
+def build(pairs: Path, out: Path, language: str = "fr") -> int:
+    tts = Espeak()
+    items = [json.loads(line) for line in pairs.read_text().splitlines() if line.strip()]
+    (out / "audio").mkdir(parents=True, exist_ok=True)
+    rows = []
+    total = 0.0
+    for item in tqdm(items, desc="speaking", unit="utt"):
+        voice = Voice(language, **item["voice"])
+        pause = np.zeros(round(PAUSE_S * SAMPLE_RATE), dtype=np.float32)
+        parts = []
+        for sentence in item["source"]:
+            parts += [tts.speak(sentence, voice), pause]
+        pcm = np.concatenate(parts[:-1])
+        audio = f"audio/{item['id']}.flac"
+        soundfile.write(out / audio, pcm, SAMPLE_RATE, subtype="PCM_16")
+        total += len(pcm) / SAMPLE_RATE
+        rows.append({"id": item["id"], "audio": audio, "reference": " ".join(item["reference"]),
+                     "source_text": " ".join(item["source"]), "sentences": len(item["source"])})
+    (out / "manifest.jsonl").write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+    print(f"wrote {len(rows)} utterances ({total:.1f} s of speech) and {out / 'manifest.jsonl'}")
+    return len(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pairs", type=Path, default=HERE / "pairs.jsonl", help="jsonl: id, source and reference sentences, voice.")
+    parser.add_argument("--out", type=Path, default=HERE, help="Directory for audio/ and manifest.jsonl.")
+    args = parser.parse_args()
+    build(args.pairs, args.out)
+
+
+if __name__ == "__main__":
+    main()
