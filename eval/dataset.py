@@ -112,7 +112,7 @@ def load_eval_set(spec: str | Path, split: str = "test", columns: Columns = Colu
             rows, base = datasets.load_dataset(str(path), split=split), path
         else:
             rows, base = datasets.load_dataset(str(spec), split=split), None
-    except (FileNotFoundError, ValueError, datasets.exceptions.DatasetNotFoundError) as exc:
+    except (OSError, ValueError, datasets.exceptions.DatasetNotFoundError) as exc:  # OSError: unreachable hub too
         raise DatasetError(f"cannot open evaluation set {spec!r} ({exc}); accepted: a jsonl manifest, a directory "
                            f"with {MANIFEST_NAME}, a save_to_disk dataset or data files, or a hub dataset id") from exc
     missing = [c for c in (columns.audio, columns.reference) if c not in rows.column_names]

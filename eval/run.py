@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -82,12 +83,17 @@ def score_missing(eval_set: EvalSet, outputs: Path, out: Path, asr: Transcriber 
     rows_path = out / "rows.jsonl"
     rows = {}
     if rows_path.is_file():
-        for line in rows_path.read_text().splitlines():
+        text = rows_path.read_text()
+        for line in text.splitlines():
             try:
                 row = json.loads(line)
                 rows[row["id"]] = row
             except (json.JSONDecodeError, KeyError):
-                logger.warning("ignoring a truncated line of %s (an interrupted run); it is scored again", rows_path)
+                logger.warning("dropping a truncated line of %s (an interrupted run); it is scored again", rows_path)
+        if text and (not text.endswith("\n") or len(rows) != len(text.splitlines())):
+            tmp = rows_path.with_name(".rows.jsonl.tmp")
+            tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows.values()))
+            os.replace(tmp, rows_path)
     pending = len([i for i in eval_set.ids() if i not in rows])
     with rows_path.open("a") as sink, tqdm(total=pending, desc="scoring", unit="utt", disable=None) as bar:
         for item in eval_set.items(skip=set(rows)):

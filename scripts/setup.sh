@@ -3,13 +3,17 @@
 # Idempotent: a second run only installs what changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# Debian's Chromium runs the web page's end-to-end test (headless, fake microphone).
-if ! command -v chromium > /dev/null; then
+# Debian packages: chromium runs the web page's end-to-end test (headless, fake microphone);
+# espeak-ng speaks the generated evaluation and training corpora.
+missing=()
+command -v chromium > /dev/null || missing+=(chromium)
+command -v espeak-ng > /dev/null || missing+=(espeak-ng)
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get > /dev/null; then
-    echo "installing Debian's chromium (for the web page test)..."
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium > /dev/null
+    echo "installing Debian packages: ${missing[*]}..."
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" > /dev/null
   else
-    echo "warning: chromium is missing (apt-get install chromium); the web page test will be skipped" >&2
+    echo "warning: missing ${missing[*]} (apt-get install ${missing[*]}); tests that need them will fail or skip" >&2
   fi
 fi
 PYTHON=${PYTHON:-python3}
