@@ -14,7 +14,9 @@ from hibiki.cli_common import DeviceOption, ModelOption, open_model, resolve_dev
 from hibiki.engine import BatchedTranslator, Sampling
 
 from eval.asr import DEFAULT_MODEL, Transcriber
-from eval.dataset import Columns, DatasetError, load_eval_set
+from hibiki.dataset_source import DatasetError
+
+from eval.dataset import Columns, load_eval_set
 from eval.mini_set import HERE as MINI_SET
 from eval.run import run_eval
 from eval.speaker import SpeakerSimilarity

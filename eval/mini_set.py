@@ -36,7 +36,7 @@ def build(pairs: Path, out: Path, language: str = "fr") -> int:
         pause = np.zeros(round(PAUSE_S * SAMPLE_RATE), dtype=np.float32)
         parts = []
         for sentence in item["source"]:
-            parts += [tts.speak(sentence, voice), pause]
+            parts += [tts.speak(sentence, voice).pcm, pause]
         pcm = np.concatenate(parts[:-1])
         audio = f"audio/{item['id']}.flac"
         soundfile.write(out / audio, pcm, SAMPLE_RATE, subtype="PCM_16")

@@ -25,7 +25,9 @@ from hibiki.file_translation import translate_pcms
 from hibiki.words import words_from_tokens
 
 from eval.asr import Transcriber
-from eval.dataset import DatasetError, EvalSet
+from hibiki.dataset_source import DatasetError
+
+from eval.dataset import EvalSet
 from eval.outputs import read_output, write_output
 from eval.report import write_report
 from eval.scoring import score_item

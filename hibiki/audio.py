@@ -41,6 +41,19 @@ def read_audio_bytes(data: bytes, name: str, sample_rate: int = SAMPLE_RATE) -> 
     return _mono_at_rate(pcm.T, rate, sample_rate, name)
 
 
+def read_audio_field(value, name: str, base_dir: Path | None = None) -> np.ndarray:
+    """Decodes a dataset's audio cell: a path (relative to `base_dir`), or a `datasets.Audio`
+    cell read with decode=False ({"bytes", "path"})."""
+    if isinstance(value, str):
+        path = Path(value)
+        return read_audio(base_dir / path if base_dir is not None and not path.is_absolute() else path)
+    if isinstance(value, dict) and value.get("bytes"):
+        return read_audio_bytes(value["bytes"], value.get("path") or name)
+    if isinstance(value, dict) and value.get("path"):
+        return read_audio_field(value["path"], name, base_dir)
+    raise AudioError(f"{name}: the audio cell holds {type(value).__name__}; accepted: a path, or a datasets Audio feature")
+
+
 def _mono_at_rate(pcm: np.ndarray, rate: int, sample_rate: int, name: str) -> np.ndarray:
     """pcm is [samples] or [channels, samples]."""
     if pcm.ndim == 2:

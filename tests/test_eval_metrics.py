@@ -73,7 +73,7 @@ def test_whisper_transcribes_espeak_with_voiced_word_times(espeak):
     from training.tts import Voice
 
     lead = 0.6
-    speech = espeak.speak("Where is the station?", Voice("en-us"))
+    speech = espeak.speak("Where is the station?", Voice("en-us")).pcm
     pcm = np.concatenate([np.zeros(round(lead * SAMPLE_RATE), np.float32), speech])
     transcript = Transcriber().transcribe(pcm)
     assert normalise(transcript.text) == "where is the station"
@@ -89,8 +89,8 @@ def test_speaker_similarity_prefers_the_same_voice(espeak):
     from training.tts import Voice
 
     similarity = SpeakerSimilarity()
-    a = espeak.speak("The black cat eats a red apple. Where is the station?", Voice("en-us"))
-    same = espeak.speak("My sister lives in Paris and works in a bank.", Voice("en-us"))
-    other = espeak.speak("My sister lives in Paris and works in a bank.", Voice("en-us", "f3", 160, 80))
+    a = espeak.speak("The black cat eats a red apple. Where is the station?", Voice("en-us")).pcm
+    same = espeak.speak("My sister lives in Paris and works in a bank.", Voice("en-us")).pcm
+    other = espeak.speak("My sister lives in Paris and works in a bank.", Voice("en-us", "f3", 160, 80)).pcm
     assert similarity.similarity(a, same) > similarity.similarity(a, other) + 0.1
     assert similarity.similarity(a, np.zeros(SAMPLE_RATE, np.float32)) is None

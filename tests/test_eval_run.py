@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from conftest import HIBIKI_CLI
-from eval.dataset import DatasetError, load_eval_set
+from eval.dataset import load_eval_set
+from hibiki.dataset_source import DatasetError
 from eval.mini_set import HERE as MINI_SET
 from hibiki.audio import SAMPLE_RATE, write_wav
 
@@ -109,7 +110,7 @@ def test_from_dir_scores_another_systems_outputs(tmp_path):
     rows = [json.loads(line) for line in MANIFEST.read_text().splitlines()][:4]
     speech_end = {}
     for row in rows[:3]:  # the fourth has no output at all
-        speech = tts.speak(row["reference"], Voice("en-us"))
+        speech = tts.speak(row["reference"], Voice("en-us")).pcm
         pcm = np.concatenate([np.zeros(SAMPLE_RATE // 2, np.float32), speech])
         write_wav(system / f"{row['id']}.wav", pcm)
         (system / f"{row['id']}.txt").write_text(row["reference"] + "\n")

@@ -1,9 +1,10 @@
 """Text-to-speech for building training and evaluation audio.
 
-The pipeline needs target speech for every translated sentence (and the demo corpus needs
-source speech too). `Espeak` is the offline default: Debian's `espeak-ng`, installed by
-`scripts/setup.sh`, robotic but intelligible to Whisper and fast on one core. A neural TTS
-with voice transfer plugs in by implementing `TTS`.
+The pipeline needs target speech, with word times, for every translated sentence (the
+text stream is aligned to them); the demo corpus needs source speech too. `Espeak` is
+the offline default: Debian's `espeak-ng`, installed by `scripts/setup.sh`, robotic but
+intelligible to Whisper and fast on one core. A neural TTS (with voice transfer from the
+source speaker, as Hibiki-Zero does) plugs in by implementing `TTS.speak`.
 """
 
 from __future__ import annotations
@@ -11,11 +12,15 @@ from __future__ import annotations
 import shutil
 import subprocess
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Protocol
 
 import numpy as np
 
 from hibiki.audio import SAMPLE_RATE, read_audio_bytes
+from hibiki.words import Word
+
+VOICED_THRESHOLD = 0.01  # |sample| above this is speech in espeak-ng's clean output
 
 
 class TTSError(RuntimeError):
@@ -36,25 +41,72 @@ class Voice:
         return f"{self.name}+{self.variant}" if self.variant else self.name
 
 
+@dataclass
+class Speech:
+    pcm: np.ndarray  # 24 kHz mono float32
+    words: list[Word]  # times in seconds from the start of pcm
+
+    @property
+    def duration(self) -> float:
+        return len(self.pcm) / SAMPLE_RATE
+
+
 class TTS(Protocol):
-    def speak(self, text: str, voice: Voice) -> np.ndarray:
-        """Returns 24 kHz mono float32 speech for `text`."""
+    def speak(self, text: str, voice: Voice) -> Speech:
+        """Speech for `text` with the time span of each whitespace-separated word."""
         ...
 
 
 class Espeak:
-    """espeak-ng through its command line (one process per text, WAV on stdout)."""
+    """espeak-ng through its command line (WAV on stdout).
+
+    espeak-ng reports no word times on its command line, so each word is also spoken
+    alone (cached) and the text's voiced span is shared among its words in proportion to
+    those lengths; espeak-ng's rule-based durations make this accurate to a frame or so
+    for a clause. Texts with internal pauses (commas) are spoken clause by clause by the
+    data pipeline (`join_speech`), which also inserts its random pauses there.
+    """
 
     def __init__(self, binary: str = "espeak-ng") -> None:
         path = shutil.which(binary)
         if path is None:
             raise TTSError(f"{binary} not found: install Debian's espeak-ng (scripts/setup.sh does it as root)")
         self.binary = path
+        self._word_length = lru_cache(maxsize=100_000)(self._voiced_length)
 
-    def speak(self, text: str, voice: Voice) -> np.ndarray:
+    def speak(self, text: str, voice: Voice) -> Speech:
+        pcm = self.synthesize(text, voice)
+        tokens = text.split()
+        voiced = np.flatnonzero(np.abs(pcm) > VOICED_THRESHOLD)
+        if not tokens or voiced.size == 0:
+            return Speech(pcm, [])
+        first, last = voiced[0] / SAMPLE_RATE, (voiced[-1] + 1) / SAMPLE_RATE
+        lengths = np.array([max(self._word_length(token, voice), 1e-3) for token in tokens])
+        bounds = first + (last - first) * np.concatenate([[0.0], np.cumsum(lengths)]) / lengths.sum()
+        words = [Word(token, round(float(a), 3), round(float(b), 3)) for token, a, b in zip(tokens, bounds[:-1], bounds[1:])]
+        return Speech(pcm, words)
+
+    def synthesize(self, text: str, voice: Voice) -> np.ndarray:
         command = [self.binary, "--stdout", "-v", voice.espeak_voice, "-s", str(voice.rate_wpm), "-p", str(voice.pitch), text]
         result = subprocess.run(command, capture_output=True, timeout=60)
         if result.returncode != 0 or not result.stdout:
             raise TTSError(f"espeak-ng failed on {text!r} with voice {voice.espeak_voice}: {result.stderr.decode(errors='replace')}")
         return read_audio_bytes(result.stdout, f"espeak-ng {voice.espeak_voice}", SAMPLE_RATE)
 
+    def _voiced_length(self, word: str, voice: Voice) -> float:
+        voiced = np.flatnonzero(np.abs(self.synthesize(word, voice)) > VOICED_THRESHOLD)
+        return (voiced[-1] - voiced[0] + 1) / SAMPLE_RATE if voiced.size else 0.0
+
+
+def join_speech(parts: list[Speech], pauses_s: list[float]) -> Speech:
+    """Concatenates speech with a silence after each part but the last, shifting word times."""
+    chunks, words, offset = [], [], 0.0
+    for index, part in enumerate(parts):
+        chunks.append(part.pcm)
+        words += [Word(w.text, round(w.start + offset, 3), round(w.end + offset, 3)) for w in part.words]
+        offset += part.duration
+        if index < len(parts) - 1:
+            gap = np.zeros(round(pauses_s[index] * SAMPLE_RATE), dtype=np.float32)
+            chunks.append(gap)
+            offset += len(gap) / SAMPLE_RATE
+    return Speech(np.concatenate(chunks) if chunks else np.zeros(0, np.float32), words)
