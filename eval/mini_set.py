@@ -14,12 +14,11 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
 import soundfile
 from tqdm import tqdm
 
 from hibiki.audio import SAMPLE_RATE
-from training.tts import Espeak, Voice
+from training.tts import Espeak, Voice, speak_sentences
 
 HERE = Path(__file__).parent / "data" / "fr_en_mini"
 PAUSE_S = 0.6  # between sentences of a long-form item
@@ -32,12 +31,8 @@ def build(pairs: Path, out: Path, language: str = "fr") -> int:
     rows = []
     total = 0.0
     for item in tqdm(items, desc="speaking", unit="utt"):
-        voice = Voice(language, **item["voice"])
-        pause = np.zeros(round(PAUSE_S * SAMPLE_RATE), dtype=np.float32)
-        parts = []
-        for sentence in item["source"]:
-            parts += [tts.speak(sentence, voice).pcm, pause]
-        pcm = np.concatenate(parts[:-1])
+        speech, _ = speak_sentences(tts, item["source"], Voice(language, **item["voice"]), PAUSE_S)
+        pcm = speech.pcm
         audio = f"audio/{item['id']}.flac"
         soundfile.write(out / audio, pcm, SAMPLE_RATE, subtype="PCM_16")
         total += len(pcm) / SAMPLE_RATE

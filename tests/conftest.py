@@ -102,3 +102,28 @@ def service_app(checkpoint_dir, slots: int = 8, **config):
     translator = BatchedTranslator(load_checkpoint(checkpoint_dir), slots=slots, sampling=Sampling(use_sampling=False),
                                    max_tail_s=0.4)
     return create_app(translator, ServiceConfig(**config))
+
+
+@pytest.fixture(scope="session")
+def parallel_set(tmp_path_factory) -> Path:
+    """A sentence-level French->English speech set in the data pipeline's input format:
+    espeak-ng French with each sentence's span, English translations (from the shipped
+    evaluation pairs)."""
+    import json
+
+    from hibiki.audio import write_wav
+    from training.tts import Espeak, Voice, speak_sentences
+
+    root = tmp_path_factory.mktemp("parallel")
+    (root / "audio").mkdir()
+    pairs = Path(__file__).parent.parent / "eval" / "data" / "fr_en_mini" / "pairs.jsonl"
+    tts, rows = Espeak(), []
+    for line in pairs.read_text().splitlines():
+        item = json.loads(line)
+        speech, spans = speak_sentences(tts, item["source"], Voice("fr", item["voice"]["variant"]), pause_s=0.5)
+        write_wav(root / "audio" / f"{item['id']}.wav", speech.pcm)
+        rows.append({"id": item["id"], "audio": f"audio/{item['id']}.wav", "sentences": [
+            {"start": a, "end": b, "text": src, "translation": tgt}
+            for (a, b), src, tgt in zip(spans, item["source"], item["reference"])]})
+    (root / "manifest.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    return root

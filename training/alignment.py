@@ -32,8 +32,9 @@ class AlignmentConfig:
     min_delay_s: float = 0.0  # and at least this long after its source sentence starts
     sentence_gap_s: float = 0.1  # silence between consecutive target sentences, at least
     comma_pause_prob: float = 0.5  # chance of a random silence at each comma of a target sentence
-    comma_pause_s: tuple[float, float] = (0.1, 0.4)
-    tail_s: float = 0.5  # silence after the last target word, before the text EOS frame
+    comma_pause_min_s: float = 0.1
+    comma_pause_max_s: float = 0.4
+    tail_s: float = 0.24  # after the last target word, before text EOS (the delayed acoustic codebooks finish)
 
 
 @dataclass(frozen=True)
@@ -60,8 +61,8 @@ def place_targets(sources: Sequence[Span], target_durations: Sequence[float], rn
     return starts
 
 
-def text_stream(words: Sequence[Word], n_frames: int, tokenizer: SentencePieceProcessor) -> np.ndarray:
-    """Frame-level text tokens for timed target words, ending with text EOS.
+def text_stream(words: Sequence[Word], n_frames: int, tokenizer: SentencePieceProcessor, min_eos_frame: int = 0) -> np.ndarray:
+    """Frame-level text tokens for timed target words, ending with text EOS at or after `min_eos_frame`.
 
     A word's tokens go on consecutive frames from its start frame, pushed later when the
     previous word's tokens still occupy it (fast speech), so no token is ever dropped.
@@ -79,7 +80,7 @@ def text_stream(words: Sequence[Word], n_frames: int, tokenizer: SentencePiecePr
             tokens[first - 1] = EPAD
         tokens[first:first + len(ids)] = ids
         next_free = first + len(ids)
-    eos_frame = max(next_free, int(np.ceil(max((w.end for w in words), default=0.0) / FRAME_PERIOD_S)))
+    eos_frame = max(next_free, min_eos_frame, int(np.ceil(max((w.end for w in words), default=0.0) / FRAME_PERIOD_S)))
     if eos_frame >= n_frames:
         raise ValueError(f"text EOS at frame {eos_frame} does not fit in {n_frames} frames")
     tokens[eos_frame] = EOS

@@ -110,3 +110,13 @@ def join_speech(parts: list[Speech], pauses_s: list[float]) -> Speech:
             chunks.append(gap)
             offset += len(gap) / SAMPLE_RATE
     return Speech(np.concatenate(chunks) if chunks else np.zeros(0, np.float32), words)
+
+
+def speak_sentences(tts: TTS, sentences: list[str], voice: Voice, pause_s: float) -> tuple[Speech, list[tuple[float, float]]]:
+    """Several sentences with a pause between them, and each sentence's (start, end) in seconds."""
+    parts = [tts.speak(sentence, voice) for sentence in sentences]
+    spans, offset = [], 0.0
+    for part in parts:
+        spans.append((round(offset, 3), round(offset + part.duration, 3)))
+        offset += part.duration + pause_s
+    return join_speech(parts, [pause_s] * (len(parts) - 1)), spans
