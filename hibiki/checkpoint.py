@@ -74,10 +74,13 @@ def load_checkpoint(
     device: str | torch.device = "cpu",
     dtype: torch.dtype | None = None,
     revision: str | None = None,
+    lm_overrides: dict[str, Any] | None = None,
 ) -> Checkpoint:
     """Loads a hub repo id (`kyutai/hibiki-zero-3b-pytorch-bf16`) or a local directory.
 
     `dtype` defaults to bfloat16 on CUDA and float32 elsewhere (bf16 matmuls are slow on CPU).
+    `lm_overrides` changes LMModel kwargs that do not touch the weights (training sets
+    `gradient_checkpointing`); they are not part of `lm_config`.
     """
     device = torch.device(device)
     if dtype is None:
@@ -87,7 +90,7 @@ def load_checkpoint(
     _check_mimi_weights(info)
     # moshi's builders write into the config dicts they are given; keep them as on disk.
     pristine = copy.deepcopy((info.raw_config, info.lm_config, info.mimi_config))
-    lm = info.get_moshi(device=device, dtype=dtype)
+    lm = info.get_moshi(device=device, dtype=dtype, lm_kwargs_overrides=dict(lm_overrides or {}))
     mimi = info.get_mimi(device=device)
     info.raw_config, info.lm_config, info.mimi_config = pristine
     tokenizer = info.get_text_tokenizer()

@@ -123,6 +123,25 @@ def train_placeholder_tokenizer(path: Path, vocab_size: int) -> Path:
     return path
 
 
+def _init_codebooks(mimi, seed: int) -> None:
+    """Spreads a random Mimi's codebooks over its encoder's latents.
+
+    moshi starts every codebook entry equal and fills them by k-means on the first
+    training batch, so an untrained Mimi maps every input to code 0. One training-mode
+    pass over varied audio (tones and noise) runs that k-means, so codes follow the input
+    and tests can tell inputs apart by their codes.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    seconds, rate = 20, mimi.sample_rate
+    t = torch.arange(rate) / rate
+    segments = [torch.sin(2 * torch.pi * (80 + 3000 * torch.rand(1, generator=generator)) * t) * torch.rand(1, generator=generator)
+                + 0.1 * torch.rand(1, generator=generator) * torch.randn(rate, generator=generator) for _ in range(seconds)]
+    mimi.train()
+    with torch.no_grad():
+        mimi(torch.cat(segments)[None, None])
+    mimi.eval()
+
+
 def build_random_checkpoint(directory: str | Path, preset: str = "tiny", seed: int = 0,
                             model_type: str = "hibiki", voice_conditioner: bool = False) -> Path:
     """Writes a random-weight checkpoint of a named preset, in Kyutai's format."""
@@ -138,6 +157,8 @@ def build_random_checkpoint(directory: str | Path, preset: str = "tiny", seed: i
             lm_config = with_voice_conditioner(lm_config)
         lm = loaders.get_moshi_lm(None, lm_kwargs=copy.deepcopy(lm_config), device="cpu", dtype=torch.float32)
         mimi = loaders.get_mimi(None, copy.deepcopy(spec["mimi"]), device="cpu")
+        if spec["mimi"] is not None:
+            _init_codebooks(mimi, seed)
         return save_checkpoint(
             directory, lm, mimi, tok_path, lm_config, mimi_config=spec["mimi"], model_type=model_type,
             lm_gen_config=dict(temp=0.8, temp_text=0.7, top_k=250, top_k_text=25),
