@@ -84,7 +84,9 @@ class Trainer:
         precision = config.mixed_precision
         if precision == "auto":
             precision = "bf16" if torch.cuda.is_available() else "no"
-        self.accelerator = Accelerator(mixed_precision=precision, gradient_accumulation_steps=config.grad_accum,
+        # cpu=True where there is no GPU: accelerate only sets up gloo data parallelism then.
+        self.accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=precision,
+                                       gradient_accumulation_steps=config.grad_accum,
                                        log_with="tensorboard", project_dir=str(self.out))
         set_seed(config.seed)
         self.base = load_checkpoint(config.model or default_model(), device="cpu", dtype=torch.float32,
@@ -98,7 +100,11 @@ class Trainer:
         self.params = [p for p in lm.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(self.params, lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.95))
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: learning_rate(step, config))
-        self.model, self.optimizer, self.scheduler = self.accelerator.prepare(lm, optimizer, scheduler)
+        # The schedule counts optimizer steps of the whole run: kept out of accelerate.prepare,
+        # which would step it once per process.
+        self.model, self.optimizer = self.accelerator.prepare(lm, optimizer)
+        self.scheduler = scheduler
+        self.accelerator.register_for_checkpointing(scheduler)
         self.lm = self.accelerator.unwrap_model(self.model)
         a = self.accelerator
         self.dataset = open_examples(config.data, a.process_index, a.num_processes, config.shuffle_buffer, config.seed)
@@ -140,8 +146,8 @@ class Trainer:
                     if a.sync_gradients and c.grad_clip > 0:
                         a.clip_grad_norm_(self.params, c.grad_clip)
                     self.optimizer.step()
-                    self.scheduler.step()
                     self.optimizer.zero_grad()
+            self.scheduler.step()
             self.step += 1
             bar.update(1)
             text_loss = (a.reduce(parts.text_sum.detach(), "sum") / text_total).item()
@@ -225,8 +231,7 @@ def main() -> None:
     result = trainer.train()
     if trainer.accelerator.is_main_process:
         last = result["history"][-1] if result["history"] else {}
-        (Path(config.out) / "train_summary.json").write_text(json.dumps({k: v for k, v in result.items() if k != "history"}
-                                                                          | {"last": last}, indent=2) + "\n")
+        (Path(config.out) / "train_summary.json").write_text(json.dumps(result, indent=1) + "\n")
         print(f"trained to step {result['steps']} in {result['wall_s']:.0f} s ({result['frames_per_s']:.0f} frames/s); "
               f"last text loss {last.get('text_loss', float('nan')):.3f}, audio loss {last.get('audio_loss', float('nan')):.3f}; "
               f"checkpoint {result['checkpoint']}")

@@ -1,0 +1,116 @@
+"""Supervised stage: a tiny model memorises examples and translates them back through the
+streaming engine; two processes (gloo) match one; a killed run resumes where it stopped."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import datasets
+import pytest
+
+from hibiki.audio import read_audio
+from hibiki.checkpoint import load_checkpoint
+from hibiki.engine import BatchedTranslator, Sampling
+from hibiki.file_translation import translate_pcms
+from training.alignment import AlignmentConfig
+from training.prepare import PrepareConfig, prepare
+from training.sft import SFTConfig, Trainer
+
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def two_examples(tiny_dir, parallel_set, tmp_path_factory) -> Path:
+    # Target speech starts >= 0.8 s into its source sentence: by then the two sources differ,
+    # so the text is decidable from what the model has heard.
+    out = tmp_path_factory.mktemp("prepared2")
+    prepare(PrepareConfig(dataset=str(parallel_set), out=str(out), model=str(tiny_dir), limit=2,
+                          alignment=AlignmentConfig(min_delay_s=0.8)))
+    return out
+
+
+@pytest.fixture(scope="module")
+def eight_examples(tiny_dir, parallel_set, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("prepared8")
+    prepare(PrepareConfig(dataset=str(parallel_set), out=str(out), model=str(tiny_dir), limit=8, rows_per_part=8))
+    return out
+
+
+def sft_args(data: Path, model: Path, out: Path, **overrides) -> list[str]:
+    settings = dict(data=data, model=model, out=out, batch_size=2, log_every=1, shuffle_buffer=0, lr=1e-3, warmup_steps=1)
+    settings.update(overrides)
+    return [f"{k}={v}" for k, v in settings.items()]
+
+
+def history(out: Path) -> list[dict]:
+    return json.loads((out / "train_summary.json").read_text())["history"]
+
+
+def test_tiny_model_memorises_and_translates_back(tiny_dir, parallel_set, two_examples, tmp_path):
+    config = SFTConfig(data=str(two_examples), model=str(tiny_dir), out=str(tmp_path / "sft"), max_steps=150, batch_size=2,
+                       lr=3e-3, warmup_steps=10, save_every=150, shuffle_buffer=0, val_data=str(two_examples), eval_every=150)
+    result = Trainer(config).train()
+    losses = result["history"]
+    assert losses[-1]["text_loss"] < 0.05 * losses[0]["text_loss"]
+    assert losses[-1]["audio_loss"] < 0.2 * losses[0]["audio_loss"]
+    assert losses[-1]["val_text_loss"] < 0.05 * losses[0]["text_loss"]
+    assert (tmp_path / "sft" / "sft").is_dir()  # tensorboard events
+
+    # The saved Kyutai-format checkpoint, through the streaming engine as a user runs it.
+    checkpoint = load_checkpoint(result["checkpoint"])
+    translator = BatchedTranslator(checkpoint, slots=2, sampling=Sampling.from_checkpoint(checkpoint, use_sampling=False), max_tail_s=4)
+    examples = list(datasets.load_dataset("parquet", data_files=str(two_examples / "*.parquet"), split="train"))
+    sources = [(e["target_text"], read_audio(parallel_set / "audio" / f"{e['id']}.wav")) for e in examples]
+    for translation in translate_pcms(translator, sources):
+        assert translation.text == translation.key
+
+
+def test_two_processes_match_one(tiny_dir, eight_examples, tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    one = tmp_path / "one"
+    subprocess.run([sys.executable, "-m", "training.sft", *sft_args(eight_examples, tiny_dir, one, max_steps=3, batch_size=4)],
+                   check=True, capture_output=True, env=env, timeout=300)
+    two = tmp_path / "two"
+    run = subprocess.run([str(BIN / "torchrun"), "--nproc_per_node", "2", "-m", "training.sft",
+                          *sft_args(eight_examples, tiny_dir, two, max_steps=3, batch_size=2)],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    for a, b in zip(history(one), history(two), strict=True):
+        assert a["text_loss"] == pytest.approx(b["text_loss"], abs=2e-3)
+        assert a["audio_loss"] == pytest.approx(b["audio_loss"], abs=2e-3)
+        assert a["lr"] == b["lr"]
+
+
+def test_killed_run_resumes_from_last_checkpoint(tiny_dir, eight_examples, tmp_path):
+    args = dict(max_steps=8, save_every=2)
+    reference = tmp_path / "reference"
+    subprocess.run([sys.executable, "-m", "training.sft", *sft_args(eight_examples, tiny_dir, reference, **args)],
+                   check=True, capture_output=True, timeout=300)
+    out = tmp_path / "killed"
+    command = [sys.executable, "-m", "training.sft", *sft_args(eight_examples, tiny_dir, out, **args)]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        latest = out / "latest.json"
+        if latest.is_file() and json.loads(latest.read_text())["step"] >= 4:
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.1)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    resumed_from = json.loads((out / "latest.json").read_text())["step"]
+    assert 4 <= resumed_from < 8
+    resumed = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0 and f"resumed from step {resumed_from}" in resumed.stderr
+    after = history(out)
+    assert after[0]["step"] == resumed_from + 1 and after[-1]["step"] == 8
+    expected = {r["step"]: r for r in history(reference)}
+    for record in after:
+        assert record["text_loss"] == pytest.approx(expected[record["step"]]["text_loss"], abs=1e-4)
+    assert load_checkpoint(json.loads((out / "latest.json").read_text())["checkpoint"]).lm is not None
