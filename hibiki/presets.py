@@ -128,18 +128,28 @@ def _init_codebooks(mimi, seed: int) -> None:
 
     moshi starts every codebook entry equal and fills them by k-means on the first
     training batch, so an untrained Mimi maps every input to code 0. One training-mode
-    pass over varied audio (tones and noise) runs that k-means, so codes follow the input
-    and tests can tell inputs apart by their codes.
+    pass over varied audio (tones and noise) runs that k-means to find each codebook's
+    scale; the entries are then redrawn as Gaussians of that mean and spread, because
+    k-means with more entries than latents leaves near-duplicate entries whose ties make
+    the codes depend on float rounding (e.g. on the batch size).
     """
     generator = torch.Generator().manual_seed(seed)
-    seconds, rate = 20, mimi.sample_rate
+    rate = mimi.sample_rate
     t = torch.arange(rate) / rate
     segments = [torch.sin(2 * torch.pi * (80 + 3000 * torch.rand(1, generator=generator)) * t) * torch.rand(1, generator=generator)
-                + 0.1 * torch.rand(1, generator=generator) * torch.randn(rate, generator=generator) for _ in range(seconds)]
+                + 0.1 * torch.rand(1, generator=generator) * torch.randn(rate, generator=generator) for _ in range(20)]
     mimi.train()
     with torch.no_grad():
         mimi(torch.cat(segments)[None, None])
     mimi.eval()
+    codebooks = [m for m in mimi.modules() if type(m).__name__ == "EuclideanCodebook"]
+    with torch.no_grad():
+        for codebook in codebooks:
+            entries = codebook.embedding
+            spread = entries.mean(0) + entries.std(0) * torch.randn(entries.shape, generator=generator)
+            codebook.embedding_sum.copy_(spread)
+            codebook.cluster_usage.fill_(1.0)
+            codebook._embedding = None  # cached view of the old entries
 
 
 def build_random_checkpoint(directory: str | Path, preset: str = "tiny", seed: int = 0,
