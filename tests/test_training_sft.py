@@ -13,6 +13,7 @@ from pathlib import Path
 
 import datasets
 import pytest
+import torch
 
 from hibiki.audio import read_audio
 from hibiki.checkpoint import load_checkpoint
@@ -114,3 +115,17 @@ def test_killed_run_resumes_from_last_checkpoint(tiny_dir, eight_examples, tmp_p
     for record in after:
         assert record["text_loss"] == pytest.approx(expected[record["step"]]["text_loss"], abs=1e-4)
     assert load_checkpoint(json.loads((out / "latest.json").read_text())["checkpoint"]).lm is not None
+
+
+def test_lora_trains_adapters_only_and_saves_merged_weights(tiny_dir, eight_examples, tmp_path):
+    base = load_checkpoint(tiny_dir).lm.state_dict()
+    config = SFTConfig(data=str(eight_examples), model=str(tiny_dir), out=str(tmp_path / "lora"), max_steps=3, batch_size=2,
+                       lr=1e-2, warmup_steps=1, save_every=3, shuffle_buffer=0, lora=True, lora_rank=4)
+    trainer = Trainer(config)
+    trainable = {n for n, p in trainer.lm.named_parameters() if p.requires_grad}
+    assert trainable and all("lora_" in n for n in trainable)
+    result = trainer.train()
+    merged = load_checkpoint(result["checkpoint"]).lm.state_dict()
+    assert set(merged) == set(base)  # plain Kyutai weights: adapters folded in
+    changed = [k for k in base if not torch.equal(base[k], merged[k])]
+    assert changed and all(k.endswith("weight") for k in changed)
