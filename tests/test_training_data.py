@@ -116,3 +116,37 @@ def test_bad_inputs_are_counted_not_fatal(tiny_dir, parallel_set, tmp_path):
     assert len(report["failures"]) == 3
     too_long = prepare(PrepareConfig(dataset=str(parallel_set), out=str(tmp_path / "short"), model=str(tiny_dir), limit=2, max_seconds=1.0))
     assert too_long["counts"].get("too_long") == 2
+
+
+def test_transcript_only_rows_and_provided_target_audio(tiny_dir, parallel_set, tmp_path):
+    """Sentences without times get spans from the transcript over the pauses; a given target
+    recording replaces the TTS."""
+    from hibiki.audio import read_audio
+    from training.segmentation import estimate_spans
+
+    rows = [json.loads(line) for line in (parallel_set / "manifest.jsonl").read_text().splitlines()]
+    long_rows = [r for r in rows if len(r["sentences"]) > 1]
+    for row in long_rows:
+        pcm = read_audio(parallel_set / row["audio"])
+        spans = estimate_spans(pcm, [s["text"] for s in row["sentences"]])
+        for (start, end), truth in zip(spans, row["sentences"]):
+            assert start == pytest.approx(truth["start"], abs=0.1)  # pauses are 0.5 s: starts land on them
+            assert truth["start"] < end <= truth["end"] + 0.05
+
+    root = tmp_path / "set"
+    shutil.copytree(parallel_set, root)
+    target = root / "audio" / "target.wav"
+    shutil.copy(root / rows[0]["audio"], target)  # any speech will do as "the target recording"
+    edited = []
+    for row in long_rows[:2]:
+        edited.append(dict(row, sentences=[{"text": s["text"], "translation": s["translation"]} for s in row["sentences"]]))
+    edited.append(dict(rows[0], sentences=[dict(rows[0]["sentences"][0], target_audio="audio/target.wav")]))
+    (root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in edited))
+    report = prepare(PrepareConfig(dataset=str(root), out=str(tmp_path / "out"), model=str(tiny_dir)))
+    assert report["counts"]["ok"] == 3, report["failures"]
+    examples = {e["id"]: e for e in _examples(tmp_path / "out")}
+    for row in long_rows[:2]:
+        placed = json.loads(examples[row["id"]]["sentences"])
+        assert [p["source_start"] for p in placed] == pytest.approx([s["start"] for s in row["sentences"]], abs=0.1)
+    provided = json.loads(examples[rows[0]["id"]]["sentences"])[0]
+    assert provided["target_end"] - provided["target_start"] == pytest.approx(len(read_audio(target)) / 24000, abs=0.01)

@@ -11,6 +11,7 @@ target speech, and the text stream. Training and inference share this alignment,
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,7 @@ from hibiki.audio import FRAME_PERIOD_S, FRAME_SIZE, SAMPLE_RATE
 from hibiki.words import Word
 
 from training.alignment import EOS, AlignmentConfig, Span, place_targets, text_stream
+from training.segmentation import estimate_spans
 from training.tts import TTS, Speech, Voice, join_speech
 
 
@@ -40,12 +42,32 @@ class Sentence:
     end: float
     translation: str
     text: str = ""  # source transcript, optional
+    target_audio: np.ndarray | None = None  # a provided target recording instead of the TTS
 
 
-def parse_sentences(value: Any, source_s: float) -> list[Sentence]:
-    """Validates a row's `sentences` cell: [{start, end, translation, text?}, ...] in order."""
-    if not isinstance(value, list) or not value:
-        raise ExampleError("bad_sentences", "sentences must be a non-empty list of {start, end, translation}")
+def parse_sentences(value: Any, source: np.ndarray, read_cell: Callable[[Any, str], np.ndarray]) -> list[Sentence]:
+    """Validates a row's `sentences` cell: [{start, end, translation, text?, target_audio?}, ...].
+
+    Without start/end on any sentence, the spans are estimated from the source transcript
+    (`text` of every sentence) over the recording's pauses (training/segmentation.py).
+    `read_cell` decodes a `target_audio` cell (path or datasets Audio) to 24 kHz pcm.
+    """
+    if not isinstance(value, list) or not value or not all(isinstance(v, dict) for v in value):
+        raise ExampleError("bad_sentences", "sentences must be a non-empty list of {start, end, translation} "
+                           "or {text, translation}")
+    source_s = len(source) / SAMPLE_RATE
+    timed = ["start" in v and "end" in v for v in value]
+    if not any(timed):
+        texts = [str(v.get("text") or "").strip() for v in value]
+        if not all(texts):
+            raise ExampleError("bad_sentences", "sentences without start/end need the source transcript `text` of each")
+        try:
+            spans = estimate_spans(source, texts)
+        except ValueError as exc:
+            raise ExampleError("bad_audio", str(exc)) from None
+        value = [dict(v, start=a, end=b) for v, (a, b) in zip(value, spans)]
+    elif not all(timed):
+        raise ExampleError("bad_sentences", "either every sentence has start/end or none has")
     sentences = []
     for i, item in enumerate(value):
         try:
@@ -56,8 +78,20 @@ def parse_sentences(value: Any, source_s: float) -> list[Sentence]:
         if not (previous_start <= sentence.start < sentence.end <= source_s + 0.5) or not sentence.translation:
             raise ExampleError("bad_timestamps", f"sentence {i} spans {sentence.start}-{sentence.end} s "
                                f"in {source_s:.2f} s of audio (or has no translation)")
+        if item.get("target_audio") is not None:
+            sentence.target_audio = read_cell(item["target_audio"], f"sentence {i} target audio")
         sentences.append(sentence)
     return sentences
+
+
+def provided_speech(pcm: np.ndarray, text: str) -> Speech:
+    """A given target recording, its word times estimated over its pauses."""
+    words = text.split()
+    try:
+        spans = estimate_spans(pcm, words)
+    except ValueError as exc:
+        raise ExampleError("bad_audio", f"target audio: {exc}") from None
+    return Speech(pcm, [Word(w, a, b) for w, (a, b) in zip(words, spans)])
 
 
 def speak_sentence(tts: TTS, text: str, voice: Voice, rng: np.random.Generator, config: AlignmentConfig) -> Speech:
@@ -81,7 +115,8 @@ def encode_stream(mimi: MimiModel, pcm: np.ndarray) -> np.ndarray:
 
 def build_example(source: np.ndarray, sentences: list[Sentence], *, mimi: MimiModel, tokenizer: SentencePieceProcessor,
                   tts: TTS, voice: Voice, rng: np.random.Generator, config: AlignmentConfig, max_frames: int) -> dict:
-    speeches = [speak_sentence(tts, s.translation, voice, rng, config) for s in sentences]
+    speeches = [speak_sentence(tts, s.translation, voice, rng, config) if s.target_audio is None
+                else provided_speech(s.target_audio, s.translation) for s in sentences]
     spans = [Span(s.start, s.end) for s in sentences]
     starts = place_targets(spans, [sp.duration for sp in speeches], rng, config)
     source_frames = -(-len(source) // FRAME_SIZE)  # the engine pads the last partial frame

@@ -4,9 +4,12 @@
 
 Input rows (a hub id, local dataset directory or jsonl manifest, see
 hibiki.dataset_source): `audio` (source speech) and `sentences`, a list of
-{start, end, translation[, text]} with the source sentence spans in seconds. Target
-speech comes from the TTS (espeak-ng by default), placed by the coarse alignment, and
-everything is encoded with the base checkpoint's Mimi and tokenizer.
+{start, end, translation[, text][, target_audio]}: the source sentence spans in seconds
+(or, without them, the source transcript `text` of each sentence, from which the spans
+are estimated), the translations, and optionally a target recording per sentence.
+Target speech comes from that recording or else the TTS (espeak-ng by default), placed by
+the coarse alignment, and everything is encoded with the base checkpoint's Mimi and
+tokenizer.
 
 Output: `OUT/part-IIIII-KKKKK.parquet` (shard I of --shard I/N, part K of `rows_per_part`
 rows), readable with `datasets.load_dataset("parquet", ..., streaming=True)`, and
@@ -32,7 +35,7 @@ import pyarrow.parquet as pq
 import torch
 from tqdm import tqdm
 
-from hibiki.audio import SAMPLE_RATE, AudioError, read_audio_field
+from hibiki.audio import AudioError, read_audio_field
 from hibiki.checkpoint import load_checkpoint
 from hibiki.dataset_source import DatasetError, open_dataset, require_columns
 from hibiki.default_model import default_model
@@ -112,7 +115,8 @@ def _build_part(task: tuple[Path, list[int]]) -> dict:
         rng = np.random.default_rng([config.seed, index])
         try:
             source = read_audio_field(row[config.audio_column], f"row {row_id}", w["base"])
-            sentences = parse_sentences(row[config.sentences_column], len(source) / SAMPLE_RATE)
+            sentences = parse_sentences(row[config.sentences_column], source,
+                                        lambda cell, name: read_audio_field(cell, f"row {row_id} {name}", w["base"]))
             voice = Voice(config.voice, str(rng.choice(config.voice_variants)), int(rng.integers(*config.rate_wpm, endpoint=True)))
             example = build_example(source, sentences, mimi=w["mimi"], tokenizer=w["tokenizer"], tts=w["tts"], voice=voice,
                                     rng=rng, config=config.alignment, max_frames=w["max_frames"])
