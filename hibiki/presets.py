@@ -22,7 +22,7 @@ from hibiki.checkpoint import save_checkpoint
 TOKENIZER_SPECIAL_IDS = dict(unk_id=0, bos_id=1, eos_id=2, pad_id=3)
 
 
-def _mimi_config(dimension: int, n_filters: int, layers: int, n_q: int, bins: int = 2048) -> dict[str, Any]:
+def mimi_config(dimension: int, n_filters: int, layers: int, n_q: int, bins: int = 2048) -> dict[str, Any]:
     """A Mimi config of moshi's layout: 24 kHz, 1920-sample (80 ms) frames, split RVQ."""
     seanet = dict(loaders._seanet_kwargs, dimension=dimension, n_filters=n_filters)
     transformer = dict(
@@ -75,13 +75,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Unit tests: loads and steps in milliseconds.
     "tiny": dict(
         lm=_lm_config(dim=64, layers=2, heads=4, codebooks=4, dep_dim=32, dep_layers=1, context=250),
-        mimi=_mimi_config(dimension=32, n_filters=4, layers=1, n_q=8),
+        mimi=mimi_config(dimension=32, n_filters=4, layers=1, n_q=8),
         vocab=400,
     ),
     # A mid-size model for CPU benchmarks (a candidate size class for the demo model).
     "small": dict(
         lm=_lm_config(dim=256, layers=6, heads=4, codebooks=8, dep_dim=128, dep_layers=2, context=750),
-        mimi=_mimi_config(dimension=128, n_filters=16, layers=2, n_q=8),
+        mimi=mimi_config(dimension=128, n_filters=16, layers=2, n_q=8),
         vocab=2000,
     ),
     # Shape of Hibiki-Zero 3B as published (third-party reading, see reference), standard Mimi.

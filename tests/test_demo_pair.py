@@ -1,0 +1,84 @@
+"""The demo pair's building blocks: sentence pairs, splits, the speech corpus, the codec."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import torch
+
+from training.demo.sentences import SentenceGenerator, held_out, split_of
+
+
+def test_sentence_pairs_cover_reordering_constructions_and_split_by_content():
+    generator = SentenceGenerator(seed=3)
+    pairs = [p for p in (generator.pair() for _ in range(1500)) if p is not None]
+    assert len(pairs) > 1400
+    assert all(p.fr[0].isupper() and p.en[0].isupper() and p.fr[-1] in ".?" and p.en[-1] in ".?" for p in pairs)
+    french = " ".join(p.fr for p in pairs)
+    english = " ".join(p.en for p in pairs)
+    for construction in (" ne ", " pas ", "-t-", " l'", " a ", " ont ", "rai "):  # negation, inversion, pronoun, past, future
+        assert construction in french, construction
+    for construction in (" not ", "Did ", " will ", " it"):
+        assert construction in english, construction
+    assert any(p.fr.endswith("?") == p.en.endswith("?") for p in pairs)
+    assert all(p.fr.endswith("?") == p.en.endswith("?") for p in pairs)
+    # Adjectives follow the noun in French where English puts them first.
+    assert "The black" in english or "the black" in english
+    assert " noir" in french or " noire" in french
+
+    splits = {split_of(p) for p in pairs}
+    assert splits == {"train", "valid", "test"}
+    train = {p.fr for p in pairs if split_of(p) == "train"}
+    test = {p.fr for p in pairs if split_of(p) == "test"}
+    assert not train & test
+    held = [p for p in pairs if any(held_out(c) for c in p.combos)]
+    assert held and all(split_of(p) == "test" for p in held)
+    train_combos = {c for p in pairs if split_of(p) == "train" for c in p.combos}
+    assert not any(held_out(c) for c in train_combos)  # the test split holds combinations never trained on
+
+
+def test_corpus_rows_serve_prepare_eval_and_codec(tmp_path):
+    from training.demo.corpus import CorpusConfig, build
+
+    out = tmp_path / "corpus"
+    summary = build(CorpusConfig(out=str(out), hours=0.05, sentences_per_chunk=40, workers=1))
+    assert summary["train"]["utterances"] > 0
+    rows = [json.loads(line) for line in (out / "train" / "manifest.jsonl").read_text().splitlines()]
+    assert {len(r["sentences"]) for r in rows} <= {1, 2, 3, 4} and max(len(r["sentences"]) for r in rows) > 1
+    for row in rows:
+        assert (out / "train" / row["audio"]).is_file() and (out / "train" / row["target_audio"]).is_file()
+        assert row["reference"] == " ".join(s["translation"] for s in row["sentences"])
+        starts = [s["start"] for s in row["sentences"]]
+        assert starts == sorted(starts) and row["sentences"][-1]["end"] <= row["source_s"] + 1e-3
+    # A rebuild finds every chunk done and changes nothing.
+    before = (out / "train" / "manifest.jsonl").read_text()
+    build(CorpusConfig(out=str(out), hours=0.05, sentences_per_chunk=40, workers=1))
+    assert (out / "train" / "manifest.jsonl").read_text() == before
+
+
+def test_codec_trains_saves_in_mimi_format_and_resumes(tmp_path):
+    from moshi.models import loaders
+
+    from hibiki.audio import FRAME_SIZE, SAMPLE_RATE, write_wav
+    from training.demo.codec import CONFIG_NAME, WEIGHTS_NAME, CodecConfig, load_codec, train
+
+    corpus = tmp_path / "corpus" / "train"
+    (corpus / "audio").mkdir(parents=True)
+    t = np.arange(SAMPLE_RATE * 3) / SAMPLE_RATE
+    write_wav(corpus / "audio" / "a.wav", (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32))
+    write_wav(corpus / "audio" / "b.wav", (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32))
+    (corpus / "manifest.jsonl").write_text(json.dumps({"audio": "audio/a.wav", "target_audio": "audio/b.wav"}) + "\n")
+    config = CodecConfig(corpus=str(tmp_path / "corpus"), out=str(tmp_path / "codec"), dimension=32, n_filters=4,
+                         transformer_layers=1, n_q=8, bins=64, steps=4, batch_size=2, segment_s=0.48, log_every=1, save_every=2)
+    first = train(config)
+    assert first["history"][-1]["stft"] < first["history"][0]["stft"] * 1.5
+    spec = json.loads((tmp_path / "codec" / CONFIG_NAME).read_text())
+    mimi = loaders.get_mimi(str(tmp_path / "codec" / WEIGHTS_NAME), spec)  # moshi's own loader
+    assert mimi.frame_rate == 12.5 and mimi.sample_rate == 24000
+    with torch.no_grad():
+        codes = load_codec(tmp_path / "codec").encode(torch.zeros(1, 1, FRAME_SIZE * 2))
+    assert codes.shape[-1] == 2
+    config.steps = 6
+    resumed = train(config)
+    assert resumed["history"][-1]["step"] == 6 and resumed["history"][:len(first["history"])] == first["history"]

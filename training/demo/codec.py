@@ -1,0 +1,169 @@
+"""Trains a small Mimi (moshi's `MimiModel`, 24 kHz, 80 ms frames, split RVQ) on the demo corpus.
+
+    python -m training.demo.codec [CONFIG.yaml] [key=value ...]      (--help lists the keys)
+
+Losses: multi-resolution STFT (auraloss) + L1 on the waveform + the RVQ commitment
+penalty; the codebooks follow moshi's own EMA updates in training mode. No adversarial
+loss: on espeak-ng's clean synthetic voices the reconstruction losses are what pays.
+Segments are read at random from French and English training audio. The codec is saved
+in Kyutai's Mimi format (OUT/mimi.safetensors + OUT/mimi_config.json, loadable with
+`moshi.models.loaders.get_mimi`); OUT/state.pt resumes a killed run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import auraloss
+import numpy as np
+import soundfile
+import torch
+from moshi.models import MimiModel, loaders
+from safetensors.torch import save_file
+from tqdm import tqdm
+
+from hibiki.audio import SAMPLE_RATE
+from hibiki.presets import mimi_config
+from training.config import config_from_argv
+
+logger = logging.getLogger("hibiki.codec")
+
+WEIGHTS_NAME = "mimi.safetensors"
+CONFIG_NAME = "mimi_config.json"
+
+
+@dataclass
+class CodecConfig:
+    corpus: str = "out/demo_corpus"
+    out: str = "out/demo_codec"
+    dimension: int = 256
+    n_filters: int = 24
+    transformer_layers: int = 2
+    n_q: int = 8
+    bins: int = 2048
+    steps: int = 20000
+    batch_size: int = 8
+    segment_s: float = 1.92  # 24 frames
+    lr: float = 3e-4
+    stft_weight: float = 1.0
+    l1_weight: float = 0.1
+    commitment_weight: float = 1.0
+    log_every: int = 50
+    save_every: int = 500
+    threads: int = 0  # torch CPU threads (0: torch's default)
+    seed: int = 0
+
+
+def build_codec(config: CodecConfig) -> tuple[MimiModel, dict]:
+    spec = mimi_config(config.dimension, config.n_filters, config.transformer_layers, config.n_q, config.bins)
+    return loaders.get_mimi(None, json.loads(json.dumps(spec)), device="cpu", num_codebooks=config.n_q), spec
+
+
+def save_codec(mimi: MimiModel, spec: dict, out: Path) -> None:
+    """Kyutai's Mimi format, each file written aside then renamed."""
+    out.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in mimi.state_dict().items()}
+    save_file(state, str(out / f".{WEIGHTS_NAME}.tmp"))
+    os.replace(out / f".{WEIGHTS_NAME}.tmp", out / WEIGHTS_NAME)
+    (out / f".{CONFIG_NAME}.tmp").write_text(json.dumps(spec, indent=2))
+    os.replace(out / f".{CONFIG_NAME}.tmp", out / CONFIG_NAME)
+
+
+def load_codec(directory: str | Path, device: str = "cpu") -> MimiModel:
+    directory = Path(directory)
+    spec = json.loads((directory / CONFIG_NAME).read_text())
+    return loaders.get_mimi(str(directory / WEIGHTS_NAME), spec, device=device, num_codebooks=spec["quantizer"]["n_q"])
+
+
+class Segments:
+    """Random fixed-length segments of the corpus's training audio (both languages)."""
+
+    def __init__(self, corpus: Path, segment: int, seed: int) -> None:
+        rows = [json.loads(line) for line in (corpus / "train" / "manifest.jsonl").read_text().splitlines()]
+        self.files = [corpus / "train" / r[key] for r in rows for key in ("audio", "target_audio")]
+        if not self.files:
+            raise FileNotFoundError(f"no training audio in {corpus}/train/manifest.jsonl; build the corpus first")
+        self.lengths = [soundfile.info(str(f)).frames for f in self.files]
+        self.segment = segment
+        self.rng = random.Random(seed)
+
+    def batch(self, size: int) -> torch.Tensor:
+        out = np.zeros((size, 1, self.segment), dtype=np.float32)
+        for i in range(size):
+            index = self.rng.randrange(len(self.files))
+            start = self.rng.randrange(max(1, self.lengths[index] - self.segment))
+            audio, _ = soundfile.read(str(self.files[index]), start=start, stop=start + self.segment, dtype="float32")
+            out[i, 0, :len(audio)] = audio
+        return torch.from_numpy(out)
+
+
+def train(config: CodecConfig) -> dict:
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    out = Path(config.out)
+    mimi, spec = build_codec(config)
+    optimizer = torch.optim.AdamW(mimi.parameters(), lr=config.lr, betas=(0.8, 0.99))
+    step, history = 0, []
+    state_path = out / "state.pt"
+    if state_path.is_file():
+        state = torch.load(state_path, weights_only=False)
+        mimi.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, history = state["step"], state["history"]
+        torch.set_rng_state(state["rng"])
+        logger.info("resumed at step %d", step)
+    segments = Segments(Path(config.corpus), round(config.segment_s * SAMPLE_RATE), config.seed + step)
+    stft = auraloss.freq.MultiResolutionSTFTLoss(fft_sizes=[2048, 1024, 512, 256], hop_sizes=[512, 256, 128, 64],
+                                                 win_lengths=[2048, 1024, 512, 256])
+    mimi.train()
+    start, bar = time.perf_counter(), tqdm(total=config.steps, initial=step, desc="codec", unit="step", disable=None)
+    while step < config.steps:
+        x = segments.batch(config.batch_size)
+        result = mimi(x)
+        spectral = stft(result.x, x)
+        l1 = (result.x - x).abs().mean()
+        loss = config.stft_weight * spectral + config.l1_weight * l1 + config.commitment_weight * result.penalty
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(mimi.parameters(), 1.0)
+        optimizer.step()
+        step += 1
+        bar.update(1)
+        if step % config.log_every == 0 or step == 1:
+            record = {"step": step, "stft": spectral.detach().item(), "l1": l1.detach().item(), "commitment": result.penalty.detach().item(),
+                      "elapsed_s": round(time.perf_counter() - start, 1)}
+            history.append(record)
+            bar.set_postfix(stft=f"{record['stft']:.3f}", l1=f"{record['l1']:.4f}")
+        if step % config.save_every == 0 or step == config.steps:
+            mimi.eval()
+            save_codec(mimi, spec, out)
+            mimi.train()
+            tmp = out / ".state.pt.tmp"
+            torch.save({"model": mimi.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                        "history": history, "rng": torch.get_rng_state()}, tmp)
+            os.replace(tmp, state_path)
+    bar.close()
+    return {"steps": step, "history": history, "out": str(out)}
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = config_from_argv(CodecConfig, __doc__.split("\n\n")[0])
+    try:
+        result = train(config)
+    except FileNotFoundError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    last = result["history"][-1] if result["history"] else {}
+    print(f"codec trained to step {result['steps']}: multi-resolution STFT loss {last.get('stft', float('nan')):.3f}, "
+          f"L1 {last.get('l1', float('nan')):.4f}; saved in {result['out']} ({WEIGHTS_NAME}, {CONFIG_NAME})")
+
+
+if __name__ == "__main__":
+    main()
