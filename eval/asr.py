@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import soxr
 
-from hibiki.audio import SAMPLE_RATE
+from hibiki.audio import SAMPLE_RATE, VOICE_HOP_S, voiced_hops
 from hibiki.words import Word
 
 logger = logging.getLogger(__name__)
@@ -55,25 +55,11 @@ class Transcriber:
         # Whisper loop on noisy or silent output.
         segments, _ = self.model.transcribe(audio, language="en", beam_size=5, word_timestamps=True,
                                             condition_on_previous_text=False)
-        voiced = voiced_frames(audio)
+        voiced = voiced_hops(audio, WHISPER_RATE)
         words = [snap_to_voice(w.word.strip(), float(w.start), float(w.end), voiced)
                  for s in segments for w in (s.words or [])]
         words = [w for w in words if w.text]
         return Transcript(" ".join(w.text for w in words), words)
-
-
-VOICE_FRAME_S = 0.01
-VOICE_FLOOR_DB = -35.0  # a 10 ms frame is voiced within 35 dB of the loudest frame
-
-
-def voiced_frames(audio: np.ndarray) -> np.ndarray:
-    """Per 10 ms frame of 16 kHz audio: is it louder than the voice floor?"""
-    hop = round(VOICE_FRAME_S * WHISPER_RATE)
-    n = len(audio) // hop
-    if n == 0:
-        return np.zeros(0, dtype=bool)
-    rms = np.sqrt(np.mean(audio[:n * hop].reshape(n, hop) ** 2, axis=1))
-    return rms > max(rms.max() * 10 ** (VOICE_FLOOR_DB / 20), 1e-4)
 
 
 def snap_to_voice(text: str, start: float, end: float, voiced: np.ndarray) -> Word:
@@ -83,8 +69,8 @@ def snap_to_voice(text: str, start: float, end: float, voiced: np.ndarray) -> Wo
     before it, most of all the first word of a segment, which would make every Start
     Offset zero and every lag too early. The voiced frames inside the span bound the word.
     """
-    first, last = int(start / VOICE_FRAME_S), int(np.ceil(end / VOICE_FRAME_S))
+    first, last = int(start / VOICE_HOP_S), int(np.ceil(end / VOICE_HOP_S))
     inside = np.flatnonzero(voiced[first:last])
     if inside.size:
-        start, end = (first + inside[0]) * VOICE_FRAME_S, (first + inside[-1] + 1) * VOICE_FRAME_S
+        start, end = (first + inside[0]) * VOICE_HOP_S, (first + inside[-1] + 1) * VOICE_HOP_S
     return Word(text, round(float(start), 3), round(float(end), 3))

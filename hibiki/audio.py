@@ -78,5 +78,22 @@ def as_pcm(samples: np.ndarray) -> np.ndarray:
     return pcm
 
 
+VOICE_HOP_S = 0.01
+VOICE_FLOOR_DB = -35.0
+
+
+def voiced_hops(pcm: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Per 10 ms hop: is it voiced, i.e. within 35 dB of the loudest hop (and not digital silence)?
+
+    A level relative to the recording's own peak works for any gain; used to find pauses
+    and to bound word times."""
+    hop = round(VOICE_HOP_S * sample_rate)
+    n = len(pcm) // hop
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    rms = np.sqrt(np.mean(pcm[:n * hop].reshape(n, hop) ** 2, axis=1))
+    return rms > max(rms.max() * 10 ** (VOICE_FLOOR_DB / 20), 1e-5)
+
+
 def write_wav(path: str | Path, pcm: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
     sphn.write_wav(str(path), np.asarray(pcm, dtype=np.float32), sample_rate=sample_rate)

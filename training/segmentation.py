@@ -11,21 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from hibiki.audio import SAMPLE_RATE
+from hibiki.audio import VOICE_HOP_S as HOP_S, voiced_hops
 
-HOP_S = 0.01
-FLOOR_DB = -35.0  # a 10 ms hop is voiced within 35 dB of the loudest one
 MIN_PAUSE_S = 0.15
 SNAP_S = 1.0  # a boundary moves to a pause at most this far away
-
-
-def voiced(pcm: np.ndarray) -> np.ndarray:
-    hop = round(HOP_S * SAMPLE_RATE)
-    n = len(pcm) // hop
-    if n == 0:
-        return np.zeros(0, dtype=bool)
-    rms = np.sqrt(np.mean(pcm[:n * hop].reshape(n, hop) ** 2, axis=1))
-    return rms > max(rms.max() * 10 ** (FLOOR_DB / 20), 1e-5)
 
 
 def pauses(mask: np.ndarray) -> list[tuple[float, float]]:
@@ -42,7 +31,7 @@ def pauses(mask: np.ndarray) -> list[tuple[float, float]]:
 
 
 def estimate_spans(pcm: np.ndarray, texts: list[str]) -> list[tuple[float, float]]:
-    mask = voiced(pcm)
+    mask = voiced_hops(pcm)
     hops = np.flatnonzero(mask)
     if not texts or hops.size == 0:
         raise ValueError("no speech found to place the texts in")
