@@ -26,7 +26,8 @@ def open_examples(data: str | Path, rank: int = 0, world_size: int = 1, shuffle_
     if not files:
         raise FileNotFoundError(f"no prepared parts (part-*.parquet) in {data}; run training.prepare first")
     dataset = datasets.load_dataset("parquet", data_files=files, split="train", streaming=True)
-    dataset = dataset.select_columns(["id", "n_frames", "text_tokens", "target_codes", "source_codes", "target_text"])
+    dataset = dataset.select_columns(["id", "n_frames", "source_end_frame", "text_tokens", "target_codes", "source_codes",
+                                      "target_text", "sentences"])
     if world_size > 1:
         dataset = split_dataset_by_node(dataset, rank=rank, world_size=world_size)
     if shuffle_buffer > 0:

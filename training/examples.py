@@ -152,6 +152,6 @@ def build_example(source: np.ndarray, sentences: list[Sentence], *, mimi: MimiMo
         "target_text": " ".join(s.translation for s in sentences),
         "source_text": " ".join(s.text for s in sentences if s.text),
         "sentences": [{"source_start": s.start, "source_end": s.end, "target_start": round(start, 3),
-                       "target_end": round(start + sp.duration, 3), "translation": s.translation}
+                       "target_end": round(start + sp.duration, 3), "translation": s.translation, "text": s.text}
                       for s, start, sp in zip(sentences, starts, speeches)],
     }

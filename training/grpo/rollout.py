@@ -30,7 +30,7 @@ class Rollout:
 
 @torch.no_grad()
 def sample_rollout(lm: LMModel, source_codes: torch.Tensor, temp: float = 0.8, top_k: int = 250,
-                   temp_text: float = 0.8, top_k_text: int = 25) -> Rollout:
+                   temp_text: float = 0.8, top_k_text: int = 25, greedy: bool = False) -> Rollout:
     """`source_codes` [n_src, T]: a source stream as the engine feeds it (input EOS included)."""
     frames = source_codes.shape[1]
     dep_q = lm.dep_q
@@ -55,7 +55,7 @@ def sample_rollout(lm: LMModel, source_codes: torch.Tensor, temp: float = 0.8, t
         audio_steps.append([(int(t), float(lp[t])) for t, lp in zip(tokens[0], current["audio"])])
         current["audio"] = []
 
-    lm_gen = LMGen(lm, use_sampling=True, temp=temp, temp_text=temp_text, top_k=top_k, top_k_text=top_k_text,
+    lm_gen = LMGen(lm, use_sampling=not greedy, temp=temp, temp_text=temp_text, top_k=top_k, top_k_text=top_k_text,
                    on_text_logits_hook=on_text_logits, on_text_hook=on_text, on_audio_hook=on_audio,
                    support_out_of_sync=True)
     lm.forward_depformer = recording_depformer

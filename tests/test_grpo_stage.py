@@ -1,0 +1,35 @@
+"""The GRPO stage end to end on a tiny supervised checkpoint: rollouts, rewards, updates,
+validation BLEU/LAAL, best checkpoint kept in Kyutai's format."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from hibiki.checkpoint import load_checkpoint
+from training.alignment import AlignmentConfig
+from training.prepare import PrepareConfig, prepare
+from training.sft import SFTConfig, Trainer
+
+
+def test_grpo_stage_runs_validates_and_keeps_the_best(tiny_dir, parallel_set, tmp_path):
+    data = tmp_path / "data"
+    prepare(PrepareConfig(dataset=str(parallel_set), out=str(data), model=str(tiny_dir), limit=2,
+                          alignment=AlignmentConfig(min_delay_s=0.8)))
+    sft = Trainer(SFTConfig(data=str(data), model=str(tiny_dir), out=str(tmp_path / "sft"), max_steps=60, batch_size=2,
+                            lr=3e-3, warmup_steps=5, save_every=60, shuffle_buffer=0)).train()
+    out = tmp_path / "grpo"
+    run = subprocess.run([sys.executable, "-m", "training.grpo.train", f"model={sft['checkpoint']}", f"data={data}",
+                          f"val_data={data}", f"out={out}", "max_steps=2", "per_device_train_batch_size=1",
+                          "num_generations=3", "eval_every=1", "reward_every_words=2", "learning_rate=1e-4"],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "GRPO:" in run.stdout
+    history = json.loads((out / "grpo_summary.json").read_text())["history"]
+    assert [r["step"] for r in history] == [0, 1, 2]
+    assert all("val_bleu" in r and r["val_laal_s"] is not None for r in history)
+    assert all(0 <= r["reward"] <= 100 and r["clip_fraction"] >= 0 for r in history[1:])
+    best = json.loads((out / "best.json").read_text())
+    assert best["val_score"] == max(r["val_score"] for r in history)
+    assert load_checkpoint(out / "best").lm is not None and load_checkpoint(out / "last").lm is not None

@@ -1,0 +1,204 @@
+"""GRPO stage: lower a supervised checkpoint's latency with a BLEU-only reward (Hibiki-Zero).
+
+    python -m training.grpo.train CONFIG.yaml [key=value ...]                  (--help lists the keys)
+    accelerate launch --num_processes 8 -m training.grpo.train CONFIG.yaml ...
+
+Per step, each process takes `per_device_train_batch_size` prepared sources and samples
+`num_generations` rollouts of each with the current policy (training/grpo/rollout.py),
+scores them at source checkpoints (rewards.py), and makes `num_iterations` clipped policy
+updates against those rollouts' log-probs (loss.py): the old policy is refreshed every
+`num_iterations` updates. Field names follow trl's GRPOConfig where they mean the same.
+
+Every `eval_every` steps, greedy translations of the validation sources give text BLEU,
+LAAL and End Offset (text-stream word times); the checkpoint with the best
+`BLEU - latency_weight * LAAL` is kept in OUT/best (the rule: one LAAL second is worth
+`latency_weight` BLEU points; 0 keeps the best BLEU), the last one in OUT/last.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from statistics import mean
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from tqdm import tqdm
+
+from eval.bleu import corpus_bleu
+from eval.latency import end_offset, laal
+from hibiki.audio import FRAME_PERIOD_S
+from hibiki.checkpoint import load_checkpoint
+from hibiki.words import Word, words_from_tokens
+from training.batches import ZERO_TOKEN, open_examples
+from training.checkpoints import save_kyutai
+from training.config import config_from_argv, to_dict
+from training.grpo.loss import PolicyLossConfig, policy_loss
+from training.grpo.rewards import checkpoint_frames, checkpoints, group_advantages, rollout_rewards
+from training.grpo.rollout import policy_logprobs, sample_rollout
+
+logger = logging.getLogger("hibiki.grpo")
+
+
+@dataclass
+class GRPOStageConfig:
+    model: str = "???"  # the supervised checkpoint
+    data: str = "???"  # prepared parts (training.prepare)
+    val_data: str | None = None
+    out: str = "out/grpo"
+    max_steps: int = 2000
+    per_device_train_batch_size: int = 8  # sources per step and process
+    num_generations: int = 4  # G rollouts per source
+    num_iterations: int = 2  # policy updates per batch of rollouts (old-policy refresh interval)
+    learning_rate: float = 1e-6
+    temperature: float = 0.8
+    top_k: int = 250
+    temperature_text: float = 0.8
+    top_k_text: int = 250
+    reward_every_words: int = 8  # a checkpoint at the end of every n-th source word
+    reward_mix: float = 0.5  # lambda: intermediate vs final BLEU
+    loss: PolicyLossConfig = field(default_factory=PolicyLossConfig)
+    eval_every: int = 100
+    eval_examples: int = 64
+    latency_weight: float = 2.0
+    seed: int = 0
+
+
+def source_words(sentences: list[dict], translations_fallback: bool = True) -> list[Word]:
+    """Source word times from sentence spans and transcripts, by character share within each span."""
+    words = []
+    for s in sentences:
+        tokens = (s.get("text") or (s["translation"] if translations_fallback else "")).split()
+        total = sum(len(t) for t in tokens) or 1
+        at = s["source_start"]
+        for token in tokens:
+            length = (s["source_end"] - s["source_start"]) * len(token) / total
+            words.append(Word(token, round(at, 3), round(at + length, 3)))
+            at += length
+    return words
+
+
+def example_marks(example: dict, every: int):
+    sentences = json.loads(example["sentences"])
+    source_end = example["source_end_frame"] * FRAME_PERIOD_S
+    return checkpoints(source_words(sentences), [(s["source_start"], s["translation"]) for s in sentences], every, source_end)
+
+
+class GRPOTrainer:
+    def __init__(self, config: GRPOStageConfig) -> None:
+        self.config = config
+        self.out = Path(config.out)
+        self.accelerator = Accelerator(cpu=not torch.cuda.is_available())
+        set_seed(config.seed + self.accelerator.process_index)
+        self.base = load_checkpoint(config.model, device="cpu", dtype=torch.float32)
+        optimizer = torch.optim.AdamW(self.base.lm.parameters(), lr=config.learning_rate, weight_decay=0.0)
+        self.model, self.optimizer = self.accelerator.prepare(self.base.lm, optimizer)
+        self.lm = self.accelerator.unwrap_model(self.model)
+        a = self.accelerator
+        self.data = iter(open_examples(config.data, a.process_index, a.num_processes, shuffle_buffer=256, seed=config.seed))
+        self.val = list(open_examples(config.val_data, repeat=False).take(config.eval_examples)) if config.val_data else []
+        self.best = float("-inf")
+
+    def rollouts(self, example: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[float]]:
+        c = self.config
+        source = torch.tensor(example["source_codes"], dtype=torch.long)
+        marks = example_marks(example, c.reward_every_words)
+        group = [sample_rollout(self.lm, source, c.temperature, c.top_k, c.temperature_text, c.top_k_text)
+                 for _ in range(c.num_generations)]
+        rewards = torch.tensor(
+            [rollout_rewards(words_from_tokens(self.base.tokenizer, r.codes[0].tolist()), marks, example["target_text"], c.reward_mix)
+             for r in group])
+        advantages = group_advantages(rewards, checkpoint_frames(marks), source.shape[1])
+        return (torch.stack([r.codes for r in group]), torch.stack([r.logprobs for r in group]), advantages.float(),
+                rewards.mean(dim=1).tolist())
+
+    def step(self) -> dict:
+        c, a = self.config, self.accelerator
+        self.lm.eval()
+        batch = [next(self.data) for _ in range(c.per_device_train_batch_size)]
+        groups = [self.rollouts(example) for example in batch]
+        self.lm.train()
+        losses, clips = [], []
+        for _ in range(c.num_iterations):
+            self.optimizer.zero_grad()
+            for codes, old, advantages, _ in groups:
+                logprobs, mask = policy_logprobs(self.model, self.lm, codes.to(a.device))
+                loss, metrics = policy_loss(logprobs, old.to(a.device), advantages.to(a.device), mask, c.loss)
+                a.backward(loss / len(groups))
+                losses.append(loss.item())
+                clips.append(metrics["clip_fraction"])
+            self.optimizer.step()
+        rewards = [r for *_, rs in groups for r in rs]
+        return {"reward": mean(rewards), "loss": mean(losses), "clip_fraction": mean(clips)}
+
+    @torch.no_grad()
+    def validate(self) -> dict:
+        """Greedy streaming translations of the validation sources: text BLEU, LAAL, End Offset."""
+        self.lm.eval()
+        hypotheses, references, lags, ends = [], [], [], []
+        for example in self.val:
+            rollout = sample_rollout(self.lm, torch.tensor(example["source_codes"], dtype=torch.long), greedy=True)
+            tokens = [t for t in rollout.codes[0].tolist() if t != ZERO_TOKEN]
+            words = words_from_tokens(self.base.tokenizer, tokens)
+            source_s = example["source_end_frame"] * FRAME_PERIOD_S
+            hypotheses.append(" ".join(w.text for w in words))
+            references.append(example["target_text"])
+            delays = [w.end for w in words]
+            if delays:
+                lags.append(laal(delays, source_s, len(example["target_text"].split())))
+                ends.append(end_offset(delays, source_s))
+        self.lm.train()
+        return {"val_bleu": corpus_bleu(hypotheses, references).score, "val_laal_s": mean(lags) if lags else None,
+                "val_end_offset_s": mean(ends) if ends else None}
+
+    def keep(self, record: dict) -> None:
+        c = self.config
+        laal_s = record.get("val_laal_s")
+        score = record["val_bleu"] - c.latency_weight * (laal_s if laal_s is not None else 0.0)
+        record["val_score"] = score
+        if self.accelerator.is_main_process:
+            save_kyutai(self.lm, self.base, self.out / "last", None)
+            if score > self.best:
+                self.best = score
+                save_kyutai(self.lm, self.base, self.out / "best", None)
+                (self.out / "best.json").write_text(json.dumps(record, indent=2) + "\n")
+
+    def train(self) -> dict:
+        c, a = self.config, self.accelerator
+        self.out.mkdir(parents=True, exist_ok=True)
+        history = []
+        if self.val:
+            history.append({"step": 0, **self.validate()})
+            self.keep(history[-1])
+        start = time.perf_counter()
+        for step in tqdm(range(1, c.max_steps + 1), desc="grpo", unit="step", disable=not a.is_main_process or None):
+            record = {"step": step, **self.step()}
+            if self.val and (step % c.eval_every == 0 or step == c.max_steps):
+                record.update(self.validate())
+                self.keep(record)
+                logger.info("step %d: %s", step, {k: round(v, 3) for k, v in record.items() if isinstance(v, float)})
+            history.append(record)
+        result = {"history": history, "wall_s": time.perf_counter() - start, "config": to_dict(c)}
+        if a.is_main_process:
+            (self.out / "grpo_summary.json").write_text(json.dumps(result, indent=1, default=str) + "\n")
+        return result
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = config_from_argv(GRPOStageConfig, __doc__.split("\n\n")[0])
+    try:
+        result = GRPOTrainer(config).train()
+    except (FileNotFoundError, ValueError) as exc:
+        raise SystemExit(f"error: {exc}") from None
+    first, last = result["history"][0], result["history"][-1]
+    print(f"GRPO: {len(result['history'])} records in {result['wall_s']:.0f} s; validation BLEU {first.get('val_bleu')} -> "
+          f"{last.get('val_bleu')}, LAAL {first.get('val_laal_s')} -> {last.get('val_laal_s')}; best kept in {Path(config.out) / 'best'}")
+
+
+if __name__ == "__main__":
+    main()
