@@ -24,7 +24,8 @@ HERE = Path(__file__).parent / "data" / "fr_en_mini"
 PAUSE_S = 0.6  # between sentences of a long-form item
 
 
-def build(pairs: Path, out: Path, language: str = "fr") -> int:
+def build(pairs: Path, out: Path, language: str = "fr") -> tuple[int, float]:
+    """Returns (utterances, seconds of speech)."""
     tts = Espeak()
     items = [json.loads(line) for line in pairs.read_text().splitlines() if line.strip()]
     (out / "audio").mkdir(parents=True, exist_ok=True)
@@ -39,8 +40,7 @@ def build(pairs: Path, out: Path, language: str = "fr") -> int:
         rows.append({"id": item["id"], "audio": audio, "reference": " ".join(item["reference"]),
                      "source_text": " ".join(item["source"]), "sentences": len(item["source"])})
     (out / "manifest.jsonl").write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
-    print(f"wrote {len(rows)} utterances ({total:.1f} s of speech) and {out / 'manifest.jsonl'}")
-    return len(rows)
+    return len(rows), total
 
 
 def main() -> None:
@@ -48,7 +48,8 @@ def main() -> None:
     parser.add_argument("--pairs", type=Path, default=HERE / "pairs.jsonl", help="jsonl: id, source and reference sentences, voice.")
     parser.add_argument("--out", type=Path, default=HERE, help="Directory for audio/ and manifest.jsonl.")
     args = parser.parse_args()
-    build(args.pairs, args.out)
+    count, seconds = build(args.pairs, args.out)
+    print(f"wrote {count} utterances ({seconds:.1f} s of speech) and {args.out / 'manifest.jsonl'}")
 
 
 if __name__ == "__main__":

@@ -68,11 +68,12 @@ class GRPOStageConfig:
     seed: int = 0
 
 
-def source_words(sentences: list[dict], translations_fallback: bool = True) -> list[Word]:
-    """Source word times from sentence spans and transcripts, by character share within each span."""
+def source_words(sentences: list[dict]) -> list[Word]:
+    """Source word times from sentence spans and transcripts, by character share within each span
+    (the translation stands in for a missing transcript: only the checkpoint count depends on it)."""
     words = []
     for s in sentences:
-        tokens = (s.get("text") or (s["translation"] if translations_fallback else "")).split()
+        tokens = (s.get("text") or s["translation"]).split()
         total = sum(len(t) for t in tokens) or 1
         at = s["source_start"]
         for token in tokens:
