@@ -47,7 +47,7 @@ def main() -> None:
 
     def step() -> None:
         with autocast:
-            parts = loss_parts(lm, lm, codes, weights)
+            parts = loss_parts(lm(codes), lm, codes, weights)
             loss = parts.text_sum / parts.text_weight + parts.audio_sum / parts.audio_weight
         loss.backward()
         optimizer.step()

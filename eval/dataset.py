@@ -60,7 +60,7 @@ class EvalSet:
     def items(self, skip: set[str] | frozenset = frozenset()) -> Iterator[EvalItem]:
         """Decoded items, in order; an item whose audio cannot be decoded is logged and skipped."""
         c = self.columns
-        for index, (item_id, row) in enumerate(zip(self.ids(), self.rows)):
+        for item_id, row in zip(self.ids(), self.rows):
             if item_id in skip:
                 continue
             try:
@@ -73,10 +73,6 @@ class EvalSet:
                 reference = " ".join(reference)
             source = row.get(c.source_text)
             yield EvalItem(item_id, pcm, str(reference).strip(), " ".join(source) if isinstance(source, list) else source)
-
-    def references(self) -> dict[str, str]:
-        refs = self.rows[self.columns.reference]
-        return {i: " ".join(r) if isinstance(r, list) else str(r).strip() for i, r in zip(self.ids(), refs)}
 
 
 def load_eval_set(spec: str | Path, split: str = "test", columns: Columns = Columns(), limit: int | None = None) -> EvalSet:

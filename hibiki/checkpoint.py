@@ -250,9 +250,8 @@ def save_checkpoint(
     config.pop("mimi_config_name", None)
     if mimi_config is not None:
         config["mimi_config_name"] = MIMI_CONFIG_NAME
-        (tmp / MIMI_CONFIG_NAME).write_text(json.dumps(mimi_config, indent=2))
+    write_mimi(tmp, mimi, mimi_config)
     _save_state(lm, tmp / LM_NAME, dtype)
-    _save_state(mimi, tmp / MIMI_NAME, None)
     (tmp / TOKENIZER_NAME).write_bytes(Path(tokenizer_path).read_bytes())
     (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2))
     if directory.exists():
@@ -264,6 +263,25 @@ def save_checkpoint(
         tmp.rename(directory)
     logger.info("saved checkpoint to %s", directory)
     return directory
+
+
+def write_mimi(directory: str | Path, mimi: MimiModel, mimi_config: dict[str, Any] | None) -> None:
+    """Mimi's weights (and its config, unless it is Kyutai's standard one) in Kyutai's file
+    names, each file written aside then renamed: a codec on its own, or part of a checkpoint."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    if mimi_config is not None:
+        (directory / f".{MIMI_CONFIG_NAME}.tmp").write_text(json.dumps(mimi_config, indent=2))
+        os.replace(directory / f".{MIMI_CONFIG_NAME}.tmp", directory / MIMI_CONFIG_NAME)
+    _save_state(mimi, directory / f".{MIMI_NAME}.tmp", None)
+    os.replace(directory / f".{MIMI_NAME}.tmp", directory / MIMI_NAME)
+
+
+def load_mimi(directory: str | Path, device: str | torch.device = "cpu") -> MimiModel:
+    """A codec written by `write_mimi` with its config, every codebook in use."""
+    directory = Path(directory)
+    config = json.loads((directory / MIMI_CONFIG_NAME).read_text())
+    return loaders.get_mimi(str(directory / MIMI_NAME), config, device=device, num_codebooks=config["quantizer"]["n_q"])
 
 
 def _save_state(module: torch.nn.Module, path: Path, dtype: torch.dtype | None) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import sentencepiece
 import torch
 from moshi.models import loaders
+from moshi.quantization.core_vq import EuclideanCodebook
 
 from hibiki.checkpoint import save_checkpoint
 
@@ -142,7 +143,7 @@ def _init_codebooks(mimi, seed: int) -> None:
     with torch.no_grad():
         mimi(torch.cat(segments)[None, None])
     mimi.eval()
-    codebooks = [m for m in mimi.modules() if type(m).__name__ == "EuclideanCodebook"]
+    codebooks = [m for m in mimi.modules() if isinstance(m, EuclideanCodebook)]
     with torch.no_grad():
         for codebook in codebooks:
             entries = codebook.embedding

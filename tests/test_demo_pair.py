@@ -61,7 +61,10 @@ def test_codec_trains_saves_in_mimi_format_and_resumes(tmp_path):
     from moshi.models import loaders
 
     from hibiki.audio import FRAME_SIZE, SAMPLE_RATE, write_wav
-    from training.demo.codec import CONFIG_NAME, WEIGHTS_NAME, CodecConfig, load_codec, train
+    from hibiki.checkpoint import MIMI_CONFIG_NAME as CONFIG_NAME
+    from hibiki.checkpoint import MIMI_NAME as WEIGHTS_NAME
+    from hibiki.checkpoint import load_mimi
+    from training.demo.codec import CodecConfig, train
 
     corpus = tmp_path / "corpus" / "train"
     (corpus / "audio").mkdir(parents=True)
@@ -77,7 +80,7 @@ def test_codec_trains_saves_in_mimi_format_and_resumes(tmp_path):
     mimi = loaders.get_mimi(str(tmp_path / "codec" / WEIGHTS_NAME), spec)  # moshi's own loader
     assert mimi.frame_rate == 12.5 and mimi.sample_rate == 24000
     with torch.no_grad():
-        codes = load_codec(tmp_path / "codec").encode(torch.zeros(1, 1, FRAME_SIZE * 2))
+        codes = load_mimi(tmp_path / "codec").encode(torch.zeros(1, 1, FRAME_SIZE * 2))
     assert codes.shape[-1] == 2
     config.steps = 6
     resumed = train(config)

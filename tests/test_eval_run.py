@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import HIBIKI_CLI
-from eval.dataset import load_eval_set
+from eval.dataset import Columns, load_eval_set
 from hibiki.dataset_source import DatasetError
 from eval.mini_set import HERE as MINI_SET
 from hibiki.audio import SAMPLE_RATE, write_wav
@@ -51,21 +51,15 @@ def test_datasets_in_every_accepted_form(tmp_path):
     expected = load_eval_set(MINI_SET, limit=3)
     want = {i.id: i.pcm for i in expected.items()}
     for spec in (tmp_path / "saved", tmp_path / "parquet"):
-        eval_set = load_eval_set(spec, split="test", columns=_columns(reference="translation"))
+        eval_set = load_eval_set(spec, split="test", columns=Columns(reference="translation"))
         items = list(eval_set.items())
         assert [i.id for i in items] == list(want)
         assert all(np.array_equal(i.pcm, want[i.id]) for i in items)
         assert items[0].reference == rows[0]["reference"]  # a list of sentences is joined back
     with pytest.raises(DatasetError, match="lacks column.*translation"):
-        load_eval_set(MINI_SET, columns=_columns(reference="translation"))
+        load_eval_set(MINI_SET, columns=Columns(reference="translation"))
     with pytest.raises(DatasetError, match="no split 'dev'"):
-        load_eval_set(tmp_path / "saved", split="dev", columns=_columns(reference="translation"))
-
-
-def _columns(**names):
-    from eval.dataset import Columns
-
-    return Columns(**names)
+        load_eval_set(tmp_path / "saved", split="dev", columns=Columns(reference="translation"))
 
 
 def test_eval_translates_scores_reports_and_resumes(tiny_dir, tmp_path):

@@ -9,7 +9,6 @@ the key, not a silently ignored setting.
 from __future__ import annotations
 
 import sys
-from dataclasses import asdict
 from pathlib import Path
 from typing import TypeVar
 
@@ -50,7 +49,3 @@ def config_from_argv(schema: type[T], description: str, argv: list[str] | None =
         return load_config(schema, path, argv[1:] if path else argv)
     except ConfigError as exc:
         raise SystemExit(f"error: {exc}") from None
-
-
-def to_dict(config) -> dict:
-    return asdict(config)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from moshi.models import LMModel
+from moshi.models.lm import LMOutput
 
 from training.alignment import EPAD, PAD
 
@@ -37,9 +38,8 @@ class LossParts:
     audio_weight: torch.Tensor
 
 
-def loss_parts(model: torch.nn.Module, lm: LMModel, codes: torch.Tensor, weights: LossWeights) -> LossParts:
-    """`model` is `lm` or its distributed wrapper (called for the forward pass)."""
-    output = model(codes)
+def loss_parts(output: LMOutput, lm: LMModel, codes: torch.Tensor, weights: LossWeights) -> LossParts:
+    """`output` is the model's forward pass on `codes` (`lm` or its distributed wrapper)."""
     text_codes = codes[:, :1]
     text_w = torch.where((text_codes == PAD) | (text_codes == EPAD), weights.text_pad_weight, 1.0) * output.text_mask
     text_ce = F.cross_entropy(output.text_logits.float().nan_to_num().flatten(0, 2), text_codes.clamp(min=0).flatten(),

@@ -25,7 +25,7 @@ import os
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import datasets
@@ -41,7 +41,7 @@ from hibiki.dataset_source import DatasetError, open_dataset, require_columns
 from hibiki.default_model import default_model
 
 from training.alignment import AlignmentConfig
-from training.config import config_from_argv, to_dict
+from training.config import config_from_argv
 from training.examples import ExampleError, build_example, parse_sentences
 from training.tts import Espeak, TTSError, Voice
 
@@ -160,7 +160,7 @@ def prepare(config: PrepareConfig) -> dict:
         for (path, part_indices), result in zip(todo, pool.map(_build_part, todo)):
             counts.update(result["counts"])
             report["failures"] = (report["failures"] + result["failures"])[-200:]
-            report.update(counts=dict(counts), config=to_dict(config), parts=len(tasks))
+            report.update(counts=dict(counts), config=asdict(config), parts=len(tasks))
             report_path.write_text(json.dumps(report, indent=2) + "\n")
             bar.update(len(part_indices))
     report["hours"] = round(counts["frames"] * 0.08 / 3600, 3)

@@ -17,7 +17,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -31,7 +31,7 @@ from hibiki.default_model import default_model
 
 from training.batches import batches, collate, open_examples
 from training.checkpoints import prune, read_latest, save_kyutai, write_latest
-from training.config import config_from_argv, to_dict
+from training.config import config_from_argv
 from training.loss import LossWeights, combine, loss_parts
 
 logger = logging.getLogger("hibiki.sft")
@@ -127,7 +127,7 @@ class Trainer:
 
     def train(self) -> dict:
         c, a = self.config, self.accelerator
-        a.init_trackers("sft", config={k: v for k, v in _flat(to_dict(c)).items() if v is not None})
+        a.init_trackers("sft", config={k: v for k, v in _flat(asdict(c)).items() if v is not None})
         data = batches(self.dataset, c.batch_size, c.max_frames)
         history: list[dict] = []
         frames, start = 0, time.perf_counter()
@@ -138,7 +138,7 @@ class Trainer:
                 codes = codes.to(a.device)
                 frames += int((codes[:, 0] >= 0).sum())
                 with a.accumulate(self.model), a.autocast():
-                    parts = loss_parts(self.model, self.lm, codes, c.loss)
+                    parts = loss_parts(self.model(codes), self.lm, codes, c.loss)
                     text_total = a.reduce(parts.text_weight, "sum")
                     audio_total = a.reduce(parts.audio_weight, "sum")
                     # DDP averages gradients over processes; global totals make that the one-process gradient.
@@ -178,10 +178,11 @@ class Trainer:
         samples = []
         for codes, examples in self.val:
             codes = codes.to(self.accelerator.device)
-            parts = loss_parts(lm, lm, codes, c.loss)
+            output = lm(codes)
+            parts = loss_parts(output, lm, codes, c.loss)
             sums += torch.stack([parts.text_sum, parts.audio_sum, parts.text_weight, parts.audio_weight]).float().cpu()
             if len(samples) < c.decode_samples:
-                text = lm(codes).text_logits[:, 0].nan_to_num().argmax(-1)
+                text = output.text_logits[:, 0].nan_to_num().argmax(-1)
                 for row, example in zip(text.tolist(), examples):
                     hypothesis = self.base.tokenizer.decode([t for t in row if t > 3])
                     samples.append(f"ref: {example['target_text']}\n\nout: {hypothesis}")

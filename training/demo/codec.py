@@ -7,7 +7,8 @@ penalty; the codebooks follow moshi's own EMA updates in training mode. No adver
 loss: on espeak-ng's clean synthetic voices the reconstruction losses are what pays.
 Segments are read at random from French and English training audio. The codec is saved
 in Kyutai's Mimi format (OUT/mimi.safetensors + OUT/mimi_config.json, loadable with
-`moshi.models.loaders.get_mimi`); OUT/state.pt resumes a killed run.
+`moshi.models.loaders.get_mimi` or `hibiki.checkpoint.load_mimi`); OUT/state.pt resumes a
+killed run.
 """
 
 from __future__ import annotations
@@ -25,17 +26,14 @@ import numpy as np
 import soundfile
 import torch
 from moshi.models import MimiModel, loaders
-from safetensors.torch import save_file
 from tqdm import tqdm
 
 from hibiki.audio import SAMPLE_RATE
+from hibiki.checkpoint import MIMI_CONFIG_NAME, MIMI_NAME, write_mimi
 from hibiki.presets import mimi_config
 from training.config import config_from_argv
 
 logger = logging.getLogger("hibiki.codec")
-
-WEIGHTS_NAME = "mimi.safetensors"
-CONFIG_NAME = "mimi_config.json"
 
 
 @dataclass
@@ -63,22 +61,6 @@ class CodecConfig:
 def build_codec(config: CodecConfig) -> tuple[MimiModel, dict]:
     spec = mimi_config(config.dimension, config.n_filters, config.transformer_layers, config.n_q, config.bins)
     return loaders.get_mimi(None, json.loads(json.dumps(spec)), device="cpu", num_codebooks=config.n_q), spec
-
-
-def save_codec(mimi: MimiModel, spec: dict, out: Path) -> None:
-    """Kyutai's Mimi format, each file written aside then renamed."""
-    out.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous().clone() for k, v in mimi.state_dict().items()}
-    save_file(state, str(out / f".{WEIGHTS_NAME}.tmp"))
-    os.replace(out / f".{WEIGHTS_NAME}.tmp", out / WEIGHTS_NAME)
-    (out / f".{CONFIG_NAME}.tmp").write_text(json.dumps(spec, indent=2))
-    os.replace(out / f".{CONFIG_NAME}.tmp", out / CONFIG_NAME)
-
-
-def load_codec(directory: str | Path, device: str = "cpu") -> MimiModel:
-    directory = Path(directory)
-    spec = json.loads((directory / CONFIG_NAME).read_text())
-    return loaders.get_mimi(str(directory / WEIGHTS_NAME), spec, device=device, num_codebooks=spec["quantizer"]["n_q"])
 
 
 class Segments:
@@ -143,7 +125,7 @@ def train(config: CodecConfig) -> dict:
             bar.set_postfix(stft=f"{record['stft']:.3f}", l1=f"{record['l1']:.4f}")
         if step % config.save_every == 0 or step == config.steps:
             mimi.eval()
-            save_codec(mimi, spec, out)
+            write_mimi(out, mimi, spec)
             mimi.train()
             tmp = out / ".state.pt.tmp"
             torch.save({"model": mimi.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
@@ -162,7 +144,7 @@ def main() -> None:
         raise SystemExit(f"error: {exc}") from None
     last = result["history"][-1] if result["history"] else {}
     print(f"codec trained to step {result['steps']}: multi-resolution STFT loss {last.get('stft', float('nan')):.3f}, "
-          f"L1 {last.get('l1', float('nan')):.4f}; saved in {result['out']} ({WEIGHTS_NAME}, {CONFIG_NAME})")
+          f"L1 {last.get('l1', float('nan')):.4f}; saved in {result['out']} ({MIMI_NAME}, {MIMI_CONFIG_NAME})")
 
 
 if __name__ == "__main__":

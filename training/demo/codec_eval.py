@@ -25,7 +25,7 @@ from tqdm import tqdm
 from eval.asr import Transcriber
 from eval.bleu import normalise
 from hibiki.audio import FRAME_SIZE, SAMPLE_RATE, read_audio
-from training.demo.codec import load_codec
+from hibiki.checkpoint import load_mimi
 
 
 @torch.no_grad()
@@ -53,7 +53,7 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.set_num_threads(1)
-    mimi = load_codec(args.codec).eval()
+    mimi = load_mimi(args.codec).eval()
     rows = [json.loads(line) for line in (args.corpus / args.split / "manifest.jsonl").read_text().splitlines()][:args.limit]
     asr = Transcriber()
     stft = auraloss.freq.MultiResolutionSTFTLoss()

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from statistics import mean
 
@@ -36,7 +36,7 @@ from hibiki.checkpoint import load_checkpoint
 from hibiki.words import Word, words_from_tokens
 from training.batches import ZERO_TOKEN, open_examples
 from training.checkpoints import save_kyutai
-from training.config import config_from_argv, to_dict
+from training.config import config_from_argv
 from training.grpo.loss import PolicyLossConfig, policy_loss
 from training.grpo.rewards import checkpoint_frames, checkpoints, group_advantages, rollout_rewards
 from training.grpo.rollout import policy_logprobs, sample_rollout
@@ -183,7 +183,7 @@ class GRPOTrainer:
                 self.keep(record)
                 logger.info("step %d: %s", step, {k: round(v, 3) for k, v in record.items() if isinstance(v, float)})
             history.append(record)
-        result = {"history": history, "wall_s": time.perf_counter() - start, "config": to_dict(c)}
+        result = {"history": history, "wall_s": time.perf_counter() - start, "config": asdict(c)}
         if a.is_main_process:
             (self.out / "grpo_summary.json").write_text(json.dumps(result, indent=1, default=str) + "\n")
         return result
