@@ -67,7 +67,10 @@ class Segments:
     """Random fixed-length segments of the corpus's training audio (both languages)."""
 
     def __init__(self, corpus: Path, segment: int, seed: int) -> None:
-        rows = [json.loads(line) for line in (corpus / "train" / "manifest.jsonl").read_text().splitlines()]
+        manifest = corpus / "train" / "manifest.jsonl"
+        if not manifest.is_file():
+            raise FileNotFoundError(f"{manifest} not found: build the corpus first (python -m training.demo.corpus out={corpus})")
+        rows = [json.loads(line) for line in manifest.read_text().splitlines()]
         self.files = [corpus / "train" / r[key] for r in rows for key in ("audio", "target_audio")]
         if not self.files:
             raise FileNotFoundError(f"no training audio in {corpus}/train/manifest.jsonl; build the corpus first")
