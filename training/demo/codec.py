@@ -3,9 +3,13 @@
     python -m training.demo.codec [CONFIG.yaml] [key=value ...]      (--help lists the keys)
 
 Losses: multi-resolution STFT (auraloss) + L1 on the waveform + the RVQ commitment
-penalty; the codebooks follow moshi's own EMA updates in training mode. No adversarial
+penalty; the codebooks follow moshi's own EMA updates in training mode, and, as in Mimi's
+training, a share of the batch items skips quantization (`no_quantization_rate`) so the
+encoder and decoder learn as an autoencoder while the codebooks catch up. No adversarial
 loss: on espeak-ng's clean synthetic voices the reconstruction losses are what pays.
-Segments are read at random from French and English training audio. The codec is saved
+Segments are drawn at random from French and English training audio held in memory (on
+the GPU when there is one, so a step never waits for disk). `max_minutes` stops a run at a
+time budget; the codec is saved then as at the last step. The codec is saved
 in Kyutai's Mimi format (OUT/mimi.safetensors + OUT/mimi_config.json, loadable with
 `moshi.models.loaders.get_mimi` or `hibiki.checkpoint.load_mimi`); OUT/state.pt resumes a
 killed run.
@@ -16,9 +20,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-import random
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import auraloss
@@ -29,7 +32,7 @@ from moshi.models import MimiModel, loaders
 from tqdm import tqdm
 
 from hibiki.audio import SAMPLE_RATE
-from hibiki.checkpoint import MIMI_CONFIG_NAME, MIMI_NAME, write_mimi
+from hibiki.checkpoint import MIMI_CONFIG_NAME, MIMI_NAME, load_mimi, write_mimi
 from hibiki.presets import mimi_config
 from training.config import config_from_argv
 
@@ -41,7 +44,7 @@ class CodecConfig:
     corpus: str = "out/demo_corpus"
     out: str = "out/demo_codec"
     dimension: int = 256
-    n_filters: int = 24
+    n_filters: int = 16  # the first conv layers run at 24 kHz: their width sets the streaming cost
     transformer_layers: int = 2
     n_q: int = 8
     bins: int = 2048
@@ -52,63 +55,82 @@ class CodecConfig:
     stft_weight: float = 1.0
     l1_weight: float = 0.1
     commitment_weight: float = 1.0
+    no_quantization_rate: float = 0.5  # share of batch items that bypass the RVQ while training
+    max_minutes: float = 0.0  # stop (and save) after this much training time; 0: no limit
+    device: str = "auto"  # auto: cuda when available
+    init: str = ""  # a codec directory (Kyutai Mimi format) to start from: weights and codebooks, fresh optimizer
     log_every: int = 50
     save_every: int = 500
     threads: int = 0  # torch CPU threads (0: torch's default)
     seed: int = 0
 
 
-def build_codec(config: CodecConfig) -> tuple[MimiModel, dict]:
+def build_codec(config: CodecConfig, device: str | torch.device = "cpu") -> tuple[MimiModel, dict]:
     spec = mimi_config(config.dimension, config.n_filters, config.transformer_layers, config.n_q, config.bins)
-    return loaders.get_mimi(None, json.loads(json.dumps(spec)), device="cpu", num_codebooks=config.n_q), spec
+    mimi = loaders.get_mimi(None, json.loads(json.dumps(spec)), device=device, num_codebooks=config.n_q)
+    # A training-only switch, set on the module rather than in the saved config.
+    for rvq in (mimi.quantizer.rvq_first, mimi.quantizer.rvq_rest):
+        rvq.no_quantization_rate = config.no_quantization_rate
+    return mimi, spec
 
 
 class Segments:
-    """Random fixed-length segments of the corpus's training audio (both languages)."""
+    """Random fixed-length segments of the corpus's training audio (both languages), all of
+    it held as one int16 tensor on the training device."""
 
-    def __init__(self, corpus: Path, segment: int, seed: int) -> None:
+    def __init__(self, corpus: Path, segment: int, seed: int, device: torch.device) -> None:
         manifest = corpus / "train" / "manifest.jsonl"
         if not manifest.is_file():
             raise FileNotFoundError(f"{manifest} not found: build the corpus first (python -m training.demo.corpus out={corpus})")
         rows = [json.loads(line) for line in manifest.read_text().splitlines()]
-        self.files = [corpus / "train" / r[key] for r in rows for key in ("audio", "target_audio")]
-        if not self.files:
+        files = [corpus / "train" / r[key] for r in rows for key in ("audio", "target_audio")]
+        if not files:
             raise FileNotFoundError(f"no training audio in {corpus}/train/manifest.jsonl; build the corpus first")
-        self.lengths = [soundfile.info(str(f)).frames for f in self.files]
-        self.segment = segment
-        self.rng = random.Random(seed)
+        clips = [soundfile.read(str(f), dtype="int16")[0] for f in tqdm(files, desc="loading audio", unit="file", disable=None)]
+        clips = [np.pad(c, (0, max(0, segment - len(c)))) for c in clips]
+        self.audio = torch.from_numpy(np.concatenate(clips)).to(device)
+        # A segment starts anywhere a whole segment fits inside one clip.
+        starts = [np.arange(0, len(c) - segment + 1, 480) + offset for c, offset in zip(clips, np.cumsum([0] + [len(c) for c in clips[:-1]]))]
+        self.starts = torch.from_numpy(np.concatenate(starts)).to(device)
+        self.window = torch.arange(segment, device=device)
+        self.generator = torch.Generator(device=device).manual_seed(seed)
+        self.seconds = len(self.audio) / SAMPLE_RATE
 
     def batch(self, size: int) -> torch.Tensor:
-        out = np.zeros((size, 1, self.segment), dtype=np.float32)
-        for i in range(size):
-            index = self.rng.randrange(len(self.files))
-            start = self.rng.randrange(max(1, self.lengths[index] - self.segment))
-            audio, _ = soundfile.read(str(self.files[index]), start=start, stop=start + self.segment, dtype="float32")
-            out[i, 0, :len(audio)] = audio
-        return torch.from_numpy(out)
+        pick = torch.randint(len(self.starts), (size,), generator=self.generator, device=self.starts.device)
+        jitter = torch.randint(480, (size,), generator=self.generator, device=self.starts.device)
+        index = (self.starts[pick] + jitter).clamp(max=len(self.audio) - len(self.window))[:, None] + self.window
+        return (self.audio[index].float() / 32768.0)[:, None]
 
 
 def train(config: CodecConfig) -> dict:
     if config.threads:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if config.device == "auto" else config.device)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     out = Path(config.out)
-    mimi, spec = build_codec(config)
+    mimi, spec = build_codec(config, device)
+    if config.init:
+        mimi.load_state_dict(load_mimi(config.init, device).state_dict())
+        logger.info("started from the codec in %s", config.init)
     optimizer = torch.optim.AdamW(mimi.parameters(), lr=config.lr, betas=(0.8, 0.99))
     step, history = 0, []
     state_path = out / "state.pt"
     if state_path.is_file():
-        state = torch.load(state_path, weights_only=False)
+        state = torch.load(state_path, weights_only=False, map_location=device)
         mimi.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step, history = state["step"], state["history"]
         torch.set_rng_state(state["rng"])
         logger.info("resumed at step %d", step)
-    segments = Segments(Path(config.corpus), round(config.segment_s * SAMPLE_RATE), config.seed + step)
+    segments = Segments(Path(config.corpus), round(config.segment_s * SAMPLE_RATE), config.seed + step, device)
+    logger.info("%.2f h of training audio on %s", segments.seconds / 3600, device)
     stft = auraloss.freq.MultiResolutionSTFTLoss(fft_sizes=[2048, 1024, 512, 256], hop_sizes=[512, 256, 128, 64],
-                                                 win_lengths=[2048, 1024, 512, 256])
+                                                 win_lengths=[2048, 1024, 512, 256]).to(device)
     mimi.train()
     start, bar = time.perf_counter(), tqdm(total=config.steps, initial=step, desc="codec", unit="step", disable=None)
+    deadline = start + 60 * config.max_minutes if config.max_minutes > 0 else float("inf")
     while step < config.steps:
         x = segments.batch(config.batch_size)
         result = mimi(x)
@@ -126,14 +148,18 @@ def train(config: CodecConfig) -> dict:
                       "elapsed_s": round(time.perf_counter() - start, 1)}
             history.append(record)
             bar.set_postfix(stft=f"{record['stft']:.3f}", l1=f"{record['l1']:.4f}")
-        if step % config.save_every == 0 or step == config.steps:
+        out_of_time = time.perf_counter() > deadline
+        if step % config.save_every == 0 or step == config.steps or out_of_time:
             mimi.eval()
             write_mimi(out, mimi, spec)
             mimi.train()
             tmp = out / ".state.pt.tmp"
             torch.save({"model": mimi.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                        "history": history, "rng": torch.get_rng_state()}, tmp)
+                        "history": history, "rng": torch.get_rng_state(), "config": asdict(config)}, tmp)
             os.replace(tmp, state_path)
+        if out_of_time:
+            logger.info("time budget of %.1f min reached at step %d", config.max_minutes, step)
+            break
     bar.close()
     return {"steps": step, "history": history, "out": str(out)}
 
