@@ -196,7 +196,8 @@ def _check_lm_weights(info: loaders.CheckpointInfo) -> None:
 def _check_mimi_weights(info: loaders.CheckpointInfo) -> None:
     try:
         with torch.device("meta"):
-            meta = loaders.get_mimi(None, copy.deepcopy(info.mimi_config), device="meta")
+            config = copy.deepcopy(info.mimi_config or loaders._mimi_config)
+            meta = loaders.get_mimi(None, config, device="meta", num_codebooks=config["quantizer"]["n_q"])
     except (AssertionError, TypeError, KeyError, ValueError) as exc:
         raise CheckpointError(f"the Mimi config does not describe a valid MimiModel: {exc!r}") from exc
     _compare_state(meta.state_dict(), Path(info.mimi_weights), "MimiModel")

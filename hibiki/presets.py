@@ -42,7 +42,7 @@ def _hibiki_delays(codebooks_per_stream: int, acoustic_delay: int = 2) -> list[i
     return [0] + stream + stream
 
 
-def _lm_config(dim: int, layers: int, heads: int, codebooks: int, dep_dim: int, dep_layers: int,
+def lm_config(dim: int, layers: int, heads: int, codebooks: int, dep_dim: int, dep_layers: int,
                card: int = 2048, **extra: Any) -> dict[str, Any]:
     """LMModel kwargs in the layout of Kyutai's Hibiki config.json files."""
     config = dict(
@@ -75,19 +75,19 @@ def with_voice_conditioner(lm_config: dict[str, Any]) -> dict[str, Any]:
 PRESETS: dict[str, dict[str, Any]] = {
     # Unit tests: loads and steps in milliseconds.
     "tiny": dict(
-        lm=_lm_config(dim=64, layers=2, heads=4, codebooks=4, dep_dim=32, dep_layers=1, context=250),
+        lm=lm_config(dim=64, layers=2, heads=4, codebooks=4, dep_dim=32, dep_layers=1, context=250),
         mimi=mimi_config(dimension=32, n_filters=4, layers=1, n_q=8),
         vocab=400,
     ),
     # A mid-size model for CPU benchmarks (a candidate size class for the demo model).
     "small": dict(
-        lm=_lm_config(dim=256, layers=6, heads=4, codebooks=8, dep_dim=128, dep_layers=2, context=750),
+        lm=lm_config(dim=256, layers=6, heads=4, codebooks=8, dep_dim=128, dep_layers=2, context=750),
         mimi=mimi_config(dimension=128, n_filters=16, layers=2, n_q=8),
         vocab=2000,
     ),
     # Shape of Hibiki-Zero 3B as published (third-party reading, see reference), standard Mimi.
     "zero-3b": dict(
-        lm=_lm_config(dim=2048, layers=28, heads=16, codebooks=16, dep_dim=1024, dep_layers=6, kv_repeat=2),
+        lm=lm_config(dim=2048, layers=28, heads=16, codebooks=16, dep_dim=1024, dep_layers=6, kv_repeat=2),
         mimi=None,
         vocab=32000,
     ),

@@ -85,3 +85,48 @@ def test_codec_trains_saves_in_mimi_format_and_resumes(tmp_path):
     config.steps = 6
     resumed = train(config)
     assert resumed["history"][-1]["step"] == 6 and resumed["history"][:len(first["history"])] == first["history"]
+
+
+def test_base_checkpoint_wraps_the_codec_with_a_corpus_tokenizer(tmp_path):
+    from moshi.models import loaders
+
+    from hibiki.checkpoint import load_checkpoint, write_mimi
+    from hibiki.presets import mimi_config
+    from training.demo.base import BaseConfig, build_base
+    from training.demo.sentences import SentenceGenerator
+
+    spec = mimi_config(dimension=32, n_filters=4, layers=1, n_q=4, bins=64)
+    write_mimi(tmp_path / "codec", loaders.get_mimi(None, json.loads(json.dumps(spec)), num_codebooks=4), spec)
+    generator = SentenceGenerator(seed=1)
+    pairs = [p for p in (generator.pair() for _ in range(300)) if p is not None]
+    rows = [{"sentences": [{"translation": p.en, "text": p.fr}]} for p in pairs]
+    (tmp_path / "corpus" / "train").mkdir(parents=True)
+    (tmp_path / "corpus" / "train" / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = build_base(BaseConfig(corpus=str(tmp_path / "corpus"), codec=str(tmp_path / "codec"), out=str(tmp_path / "base"),
+                                vocab=400, dim=32, layers=1, heads=2, dep_dim=16, context=50))
+    checkpoint = load_checkpoint(out)  # the path a downloaded Kyutai checkpoint takes
+    assert checkpoint.lm.dep_q == 4 and checkpoint.lm.n_q == 8
+    assert checkpoint.mimi.num_codebooks == 4
+    sentence = pairs[0].en
+    pieces = checkpoint.tokenizer.encode(sentence)
+    assert checkpoint.tokenizer.decode(pieces) == sentence
+    assert len(pieces) < len(sentence) / 2  # whole words of the corpus, not bytes
+
+
+def test_report_card_tabulates_the_stage_outputs(tmp_path):
+    from training.demo.report_card import report
+
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "summary.json").write_text(json.dumps({"train": {"utterances": 975, "hours": 1.66}}))
+    (tmp_path / "recipe.json").write_text(json.dumps({"gpu": 0, "hours": 2}))
+    (tmp_path / "stages.jsonl").write_text('{"stage": "corpus", "seconds": 600}\n{"stage": "sft", "seconds": 3000}\n')
+    for name, bleu, laal in (("sft", 41.5, 3.2), ("grpo", 41.0, 2.4)):
+        (tmp_path / "eval" / name).mkdir(parents=True)
+        summary = {"utterances": 109, "text_bleu": bleu, "asr_bleu": 30.1, "laal_s": laal, "end_offset_s": 1.0,
+                   "rtf": 0.5, "run": {"command": f"hibiki eval --model {name} --out x"}}
+        (tmp_path / "eval" / name / "summary.json").write_text(json.dumps(summary))
+    text = report(tmp_path).read_text()
+    assert "| sft | 109 | 41.5 | 30.1 | 3.2 | 1.0 |" in text and "| grpo | 109 | 41.0 |" in text
+    assert "`hibiki eval --model grpo --out x`" in text
+    assert "| corpus | 10.0 |" in text and "| train | 975 | 1.66 |" in text
+    assert (tmp_path / "report_quality_latency.png").stat().st_size > 1000

@@ -1,0 +1,134 @@
+"""The demo recipe's report card: what was built, how long each stage took, and how well the
+result translates, from the files the recipe's stages leave in its output directory.
+
+    python -m training.demo.report_card OUT      (OUT/REPORT.md, OUT/report_*.png)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+EVAL_COLUMNS = [("text_bleu", "BLEU"), ("asr_bleu", "ASR-BLEU"), ("laal_s", "LAAL s"), ("end_offset_s", "End Offset s"),
+                ("text_laal_s", "text LAAL s"), ("text_end_offset_s", "text End Offset s"), ("rtf", "RTF")]
+
+
+def _json(path: Path) -> Any:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def machine() -> str:
+    gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ", no GPU"
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores{gpu}, torch {torch.__version__}"
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---:|" * len(header)]
+    return lines + ["| " + " | ".join("-" if v is None else str(v) for v in row) + " |" for row in rows]
+
+
+def _plot_quality_latency(evals: dict[str, dict], path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for name, summary in evals.items():
+        ax.scatter(summary.get("laal_s"), summary.get("text_bleu"), label=name, s=60)
+    ax.set_xlabel("LAAL (s, lower is earlier)")
+    ax.set_ylabel("BLEU")
+    ax.set_title("Test split: quality vs latency")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _plot_training(sft: dict | None, codec: dict | None, path: Path) -> None:
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    if codec:
+        axes[0].plot([r["step"] for r in codec], [r["stft"] for r in codec])
+    axes[0].set_title("codec: multi-resolution STFT loss")
+    axes[0].set_xlabel("step")
+    if sft:
+        history = sft["history"]
+        axes[1].plot([r["step"] for r in history], [r["text_loss"] for r in history], label="text (train)")
+        axes[1].plot([r["step"] for r in history], [r["audio_loss"] for r in history], label="audio (train)")
+        val = [r for r in history if "val_text_loss" in r]
+        axes[1].plot([r["step"] for r in val], [r["val_text_loss"] for r in val], "o-", label="text (valid)")
+        axes[1].legend()
+    axes[1].set_title("supervised stage: losses")
+    axes[1].set_xlabel("step")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def report(out: Path) -> Path:
+    recipe = _json(out / "recipe.json") or {}
+    corpus = _json(out / "corpus" / "summary.json") or {}
+    codec_eval = _json(out / "codec" / "eval.json")
+    codec_state = out / "codec" / "state.pt"
+    codec_history = torch.load(codec_state, weights_only=False, map_location="cpu")["history"] if codec_state.is_file() else None
+    sft = _json(out / "sft" / "train_summary.json")
+    grpo = _json(out / "grpo" / "grpo_summary.json")
+    evals = {name: s for name in ("sft", "grpo") if (s := _json(out / "eval" / name / "summary.json"))}
+    stages = [json.loads(line) for line in (out / "stages.jsonl").read_text().splitlines()] if (out / "stages.jsonl").is_file() else []
+
+    lines = [f"# Demo French->English Hibiki: report card", "",
+             f"Built {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {machine()}.", "",
+             f"Recipe sizes: `{json.dumps(recipe)}`", "", "## Test split (held-out sentences and adjective-noun combinations)", ""]
+    if evals:
+        lines += _table(["checkpoint", "n"] + [label for _, label in EVAL_COLUMNS],
+                        [[name, s.get("utterances")] + [s.get(key) for key, _ in EVAL_COLUMNS] for name, s in evals.items()])
+        lines += ["", "Commands: " + "; ".join(f"`{s['run']['command']}`" for s in evals.values()), ""]
+        _plot_quality_latency(evals, out / "report_quality_latency.png")
+        lines += ["![quality vs latency](report_quality_latency.png)", ""]
+    else:
+        lines += ["(no evaluation yet)", ""]
+    lines += ["## Data", ""]
+    lines += _table(["split", "utterances", "French hours"], [[k, v["utterances"], v["hours"]] for k, v in corpus.items()])
+    for split in ("train", "valid", "test"):
+        reports = [_json(p) for p in sorted((out / "data" / split).glob("report-*.json"))]
+        if reports:
+            frames = sum(r["counts"].get("frames", 0) for r in reports)
+            ok = sum(r["counts"].get("ok", 0) for r in reports)
+            lines.append(f"- prepared {split}: {ok} examples, {frames * 0.08 / 3600:.2f} h aligned")
+    lines += ["", "## Codec", ""]
+    if codec_eval:
+        lines += _table(["Whisper WER original %", "WER reconstruction %", "STFT distance en", "STFT distance fr", "streaming RTF (1 thread)"],
+                        [[codec_eval["wer_original"], codec_eval["wer_codec"], codec_eval["stft_distance_en"],
+                          codec_eval["stft_distance_fr"], codec_eval["streaming_rtf_one_thread"]]])
+    lines += ["", "## Training", ""]
+    if sft:
+        val = [r for r in sft["history"] if "val_text_loss" in r]
+        lines.append(f"- supervised: {sft['steps']} steps, {sft['wall_s'] / 60:.0f} min, {sft['frames_per_s']:.0f} frames/s"
+                     + (f", final valid text loss {val[-1]['val_text_loss']:.3f}" if val else ""))
+    if grpo:
+        first, last = grpo["history"][0], grpo["history"][-1]
+        lines.append(f"- GRPO: {len(grpo['history']) - 1} steps, {grpo['wall_s'] / 60:.0f} min; validation BLEU "
+                     f"{first.get('val_bleu')} -> {last.get('val_bleu')}, LAAL {first.get('val_laal_s')} -> {last.get('val_laal_s')} s")
+    _plot_training(sft, codec_history, out / "report_training.png")
+    lines += ["", "![training curves](report_training.png)", "", "## Wall time per stage", ""]
+    lines += _table(["stage", "minutes"], [[s["stage"], round(s["seconds"] / 60, 1)] for s in stages])
+    path = out / "REPORT.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("out", type=Path, help="The recipe's output directory.")
+    args = parser.parse_args()
+    print(f"report card: {report(args.out)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The demo French->English Hibiki, rebuilt from nothing, then its report card:
+#   corpus -> codec -> base checkpoint -> data -> supervised stage -> GRPO -> eval -> REPORT.md
+#
+#   training/recipes/demo_fr_en/run.sh [OUT]            (default: out/demo)
+#
+# Every stage resumes where a killed run stopped. Sizes follow the machine (a CUDA GPU: the
+# full recipe; a CPU: a smaller one that completes in hours); each is a variable to override:
+#   HOURS CODEC_STEPS CODEC_BATCH SFT_STEPS GRPO_STEPS WORKERS PYTHON
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+RECIPE=training/recipes/demo_fr_en
+OUT=${1:-out/demo}
+PY=${PYTHON:-.venv/bin/python}
+if "$PY" -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then GPU=1; else GPU=0; fi
+pick() { if [ "$GPU" = 1 ]; then echo "$1"; else echo "$2"; fi; }
+HOURS=${HOURS:-$(pick 20 2)}
+CODEC_STEPS=${CODEC_STEPS:-$(pick 30000 2000)}
+CODEC_BATCH=${CODEC_BATCH:-$(pick 32 4)}
+SFT_STEPS=${SFT_STEPS:-$(pick 6000 1500)}
+GRPO_STEPS=${GRPO_STEPS:-$(pick 400 60)}
+WORKERS=${WORKERS:-$(nproc)}
+mkdir -p "$OUT"
+echo "{\"gpu\": $GPU, \"hours\": $HOURS, \"codec_steps\": $CODEC_STEPS, \"codec_batch\": $CODEC_BATCH, \"sft_steps\": $SFT_STEPS, \"grpo_steps\": $GRPO_STEPS, \"workers\": $WORKERS}" > "$OUT/recipe.json"
+
+# stage NAME COMMAND...: runs a stage and appends its wall time to OUT/stages.jsonl.
+stage() {
+  local name=$1 start
+  shift
+  echo "== $name: $*"
+  start=$(date +%s)
+  "$@"
+  echo "{\"stage\": \"$name\", \"seconds\": $(( $(date +%s) - start ))}" >> "$OUT/stages.jsonl"
+}
+latest() { "$PY" -c "import json, sys; print(json.load(open(sys.argv[1]))['checkpoint'])" "$1/latest.json"; }
+
+stage corpus "$PY" -m training.demo.corpus out="$OUT/corpus" hours="$HOURS" workers="$WORKERS"
+stage codec "$PY" -m training.demo.codec corpus="$OUT/corpus" out="$OUT/codec" steps="$CODEC_STEPS" batch_size="$CODEC_BATCH"
+[ -f "$OUT/codec/eval.json" ] || stage codec_eval "$PY" -m training.demo.codec_eval --codec "$OUT/codec" --corpus "$OUT/corpus" --limit 40 --out "$OUT/codec/eval.json"
+[ -f "$OUT/base/config.json" ] || stage base "$PY" -m training.demo.base corpus="$OUT/corpus" codec="$OUT/codec" out="$OUT/base"
+for split in train valid test; do
+  stage "prepare_$split" "$PY" -m training.prepare training/configs/prepare.yaml dataset="$OUT/corpus/$split/manifest.jsonl" \
+    model="$OUT/base" out="$OUT/data/$split" workers="$WORKERS" voice_variants='[m3]' rate_wpm='[160,160]'
+done
+[ -f "$OUT/sft/train_summary.json" ] || stage sft "$PY" -m training.sft "$RECIPE/sft.yaml" data="$OUT/data/train" val_data="$OUT/data/valid" model="$OUT/base" \
+  out="$OUT/sft" max_steps="$SFT_STEPS"
+SFT=$(latest "$OUT/sft")
+[ -f "$OUT/grpo/grpo_summary.json" ] || stage grpo "$PY" -m training.grpo.train "$RECIPE/grpo.yaml" model="$SFT" data="$OUT/data/train" val_data="$OUT/data/valid" \
+  out="$OUT/grpo" max_steps="$GRPO_STEPS"
+for run in sft:"$SFT" grpo:"$OUT/grpo/best"; do
+  stage "eval_${run%%:*}" "$PY" -m hibiki.cli eval --model "${run#*:}" --dataset "$OUT/corpus/test/manifest.jsonl" \
+    --greedy --out "$OUT/eval/${run%%:*}"
+done
+"$PY" -m training.demo.report_card "$OUT"
