@@ -119,7 +119,9 @@ def test_report_card_tabulates_the_stage_outputs(tmp_path):
     (tmp_path / "corpus").mkdir()
     (tmp_path / "corpus" / "summary.json").write_text(json.dumps({"train": {"utterances": 975, "hours": 1.66}}))
     (tmp_path / "recipe.json").write_text(json.dumps({"gpu": 0, "hours": 2}))
-    (tmp_path / "stages.jsonl").write_text('{"stage": "corpus", "seconds": 600}\n{"stage": "sft", "seconds": 3000}\n')
+    (tmp_path / "stages").mkdir()
+    for stage, seconds in (("corpus", 600), ("sft", 3000)):
+        (tmp_path / "stages" / f"{stage}.done").write_text(json.dumps({"stage": stage, "seconds": seconds}))
     for name, bleu, laal in (("sft", 41.5, 3.2), ("grpo", 41.0, 2.4)):
         (tmp_path / "eval" / name).mkdir(parents=True)
         summary = {"utterances": 109, "text_bleu": bleu, "asr_bleu": 30.1, "laal_s": laal, "end_offset_s": 1.0,

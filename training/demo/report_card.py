@@ -80,7 +80,7 @@ def report(out: Path) -> Path:
     sft = _json(out / "sft" / "train_summary.json")
     grpo = _json(out / "grpo" / "grpo_summary.json")
     evals = {name: s for name in ("sft", "grpo") if (s := _json(out / "eval" / name / "summary.json"))}
-    stages = [json.loads(line) for line in (out / "stages.jsonl").read_text().splitlines()] if (out / "stages.jsonl").is_file() else []
+    stages = [_json(p) for p in sorted((out / "stages").glob("*.done"), key=lambda p: p.stat().st_mtime)]
 
     lines = [f"# Demo French->English Hibiki: report card", "",
              f"Built {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {machine()}.", "",

@@ -7,6 +7,9 @@
 # Every stage resumes where a killed run stopped. Sizes follow the machine (a CUDA GPU: the
 # full recipe; a CPU: a smaller one that completes in hours); each is a variable to override:
 #   HOURS CODEC_STEPS CODEC_BATCH SFT_STEPS GRPO_STEPS WORKERS PYTHON
+# CODEC_INIT=training/recipes/demo_fr_en/codec starts the codec from the one trained on a GPU
+# and shipped here (see codec/README.md) instead of from random weights: on a CPU, the codec
+# otherwise stays far from intelligible in any affordable number of steps.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 RECIPE=training/recipes/demo_fr_en
@@ -21,31 +24,35 @@ SFT_STEPS=${SFT_STEPS:-$(pick 6000 1500)}
 GRPO_STEPS=${GRPO_STEPS:-$(pick 400 60)}
 WORKERS=${WORKERS:-$(nproc)}
 mkdir -p "$OUT"
-echo "{\"gpu\": $GPU, \"hours\": $HOURS, \"codec_steps\": $CODEC_STEPS, \"codec_batch\": $CODEC_BATCH, \"sft_steps\": $SFT_STEPS, \"grpo_steps\": $GRPO_STEPS, \"workers\": $WORKERS}" > "$OUT/recipe.json"
+echo "{\"gpu\": $GPU, \"hours\": $HOURS, \"codec_steps\": $CODEC_STEPS, \"codec_batch\": $CODEC_BATCH, \"sft_steps\": $SFT_STEPS, \"grpo_steps\": $GRPO_STEPS, \"workers\": $WORKERS, \"codec_init\": \"${CODEC_INIT:-}\"}" > "$OUT/recipe.json"
 
-# stage NAME COMMAND...: runs a stage and appends its wall time to OUT/stages.jsonl.
+# stage NAME COMMAND...: runs a stage unless OUT/stages/NAME.done says it completed, then
+# records its wall time there (the report card's table). A stage cut short resumes by itself.
 stage() {
   local name=$1 start
   shift
+  [ -f "$OUT/stages/$name.done" ] && { echo "== $name: done"; return; }
   echo "== $name: $*"
   start=$(date +%s)
   "$@"
-  echo "{\"stage\": \"$name\", \"seconds\": $(( $(date +%s) - start ))}" >> "$OUT/stages.jsonl"
+  mkdir -p "$OUT/stages"
+  echo "{\"stage\": \"$name\", \"seconds\": $(( $(date +%s) - start ))}" > "$OUT/stages/$name.done"
 }
 latest() { "$PY" -c "import json, sys; print(json.load(open(sys.argv[1]))['checkpoint'])" "$1/latest.json"; }
 
 stage corpus "$PY" -m training.demo.corpus out="$OUT/corpus" hours="$HOURS" workers="$WORKERS"
-stage codec "$PY" -m training.demo.codec corpus="$OUT/corpus" out="$OUT/codec" steps="$CODEC_STEPS" batch_size="$CODEC_BATCH"
-[ -f "$OUT/codec/eval.json" ] || stage codec_eval "$PY" -m training.demo.codec_eval --codec "$OUT/codec" --corpus "$OUT/corpus" --limit 40 --out "$OUT/codec/eval.json"
-[ -f "$OUT/base/config.json" ] || stage base "$PY" -m training.demo.base corpus="$OUT/corpus" codec="$OUT/codec" out="$OUT/base"
+stage codec "$PY" -m training.demo.codec corpus="$OUT/corpus" out="$OUT/codec" steps="$CODEC_STEPS" batch_size="$CODEC_BATCH" \
+  ${CODEC_INIT:+init="$CODEC_INIT"}
+stage codec_eval "$PY" -m training.demo.codec_eval --codec "$OUT/codec" --corpus "$OUT/corpus" --limit 40 --out "$OUT/codec/eval.json"
+stage base "$PY" -m training.demo.base corpus="$OUT/corpus" codec="$OUT/codec" out="$OUT/base"
 for split in train valid test; do
   stage "prepare_$split" "$PY" -m training.prepare training/configs/prepare.yaml dataset="$OUT/corpus/$split/manifest.jsonl" \
     model="$OUT/base" out="$OUT/data/$split" workers="$WORKERS" voice_variants='[m3]' rate_wpm='[160,160]'
 done
-[ -f "$OUT/sft/train_summary.json" ] || stage sft "$PY" -m training.sft "$RECIPE/sft.yaml" data="$OUT/data/train" val_data="$OUT/data/valid" model="$OUT/base" \
+stage sft "$PY" -m training.sft "$RECIPE/sft.yaml" data="$OUT/data/train" val_data="$OUT/data/valid" model="$OUT/base" \
   out="$OUT/sft" max_steps="$SFT_STEPS"
 SFT=$(latest "$OUT/sft")
-[ -f "$OUT/grpo/grpo_summary.json" ] || stage grpo "$PY" -m training.grpo.train "$RECIPE/grpo.yaml" model="$SFT" data="$OUT/data/train" val_data="$OUT/data/valid" \
+stage grpo "$PY" -m training.grpo.train "$RECIPE/grpo.yaml" model="$SFT" data="$OUT/data/train" val_data="$OUT/data/valid" \
   out="$OUT/grpo" max_steps="$GRPO_STEPS"
 for run in sft:"$SFT" grpo:"$OUT/grpo/best"; do
   stage "eval_${run%%:*}" "$PY" -m hibiki.cli eval --model "${run#*:}" --dataset "$OUT/corpus/test/manifest.jsonl" \
