@@ -121,7 +121,7 @@ def test_report_card_tabulates_the_stage_outputs(tmp_path):
     (tmp_path / "recipe.json").write_text(json.dumps({"gpu": 0, "hours": 2}))
     (tmp_path / "stages").mkdir()
     for stage, seconds in (("corpus", 600), ("sft", 3000)):
-        (tmp_path / "stages" / f"{stage}.done").write_text(json.dumps({"stage": stage, "seconds": seconds}))
+        (tmp_path / "stages" / f"{stage}.done").write_text(json.dumps({"stage": stage, "seconds": seconds, "where": "CPU"}))
     for name, bleu, laal in (("sft", 41.5, 3.2), ("grpo", 41.0, 2.4)):
         (tmp_path / "eval" / name).mkdir(parents=True)
         summary = {"utterances": 109, "text_bleu": bleu, "asr_bleu": 30.1, "laal_s": laal, "end_offset_s": 1.0,
@@ -130,5 +130,5 @@ def test_report_card_tabulates_the_stage_outputs(tmp_path):
     text = report(tmp_path).read_text()
     assert "| sft | 109 | 41.5 | 30.1 | 3.2 | 1.0 |" in text and "| grpo | 109 | 41.0 |" in text
     assert "`hibiki eval --model grpo --out x`" in text
-    assert "| corpus | 10.0 |" in text and "| train | 975 | 1.66 |" in text
+    assert "| corpus | 10.0 | CPU |" in text and "| train | 975 | 1.66 |" in text
     assert (tmp_path / "report_quality_latency.png").stat().st_size > 1000

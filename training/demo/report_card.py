@@ -117,7 +117,8 @@ def report(out: Path) -> Path:
                      f"{first.get('val_bleu')} -> {last.get('val_bleu')}, LAAL {first.get('val_laal_s')} -> {last.get('val_laal_s')} s")
     _plot_training(sft, codec_history, out / "report_training.png")
     lines += ["", "![training curves](report_training.png)", "", "## Wall time per stage", ""]
-    lines += _table(["stage", "minutes"], [[s["stage"], round(s["seconds"] / 60, 1)] for s in stages])
+    lines += _table(["stage", "minutes", "where"],
+                    [[s["stage"], None if s.get("seconds") is None else round(s["seconds"] / 60, 1), s.get("where")] for s in stages])
     path = out / "REPORT.md"
     path.write_text("\n".join(lines) + "\n")
     return path

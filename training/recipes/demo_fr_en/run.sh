@@ -16,6 +16,7 @@ RECIPE=training/recipes/demo_fr_en
 OUT=${1:-out/demo}
 PY=${PYTHON:-.venv/bin/python}
 if "$PY" -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then GPU=1; else GPU=0; fi
+WHERE=$("$PY" -c "import os, torch; print(torch.cuda.get_device_name() if torch.cuda.is_available() else f'CPU, {os.cpu_count()} cores')")
 pick() { if [ "$GPU" = 1 ]; then echo "$1"; else echo "$2"; fi; }
 HOURS=${HOURS:-$(pick 20 2)}
 CODEC_STEPS=${CODEC_STEPS:-$(pick 30000 2000)}
@@ -36,7 +37,7 @@ stage() {
   start=$(date +%s)
   "$@"
   mkdir -p "$OUT/stages"
-  echo "{\"stage\": \"$name\", \"seconds\": $(( $(date +%s) - start ))}" > "$OUT/stages/$name.done"
+  echo "{\"stage\": \"$name\", \"seconds\": $(( $(date +%s) - start )), \"where\": \"$WHERE\"}" > "$OUT/stages/$name.done"
 }
 latest() { "$PY" -c "import json, sys; print(json.load(open(sys.argv[1]))['checkpoint'])" "$1/latest.json"; }
 
