@@ -82,7 +82,7 @@ def report(out: Path) -> Path:
     evals = {name: s for name in ("sft", "grpo") if (s := _json(out / "eval" / name / "summary.json"))}
     stages = [_json(p) for p in sorted((out / "stages").glob("*.done"), key=lambda p: p.stat().st_mtime)]
 
-    lines = [f"# Demo French->English Hibiki: report card", "",
+    lines = ["# Demo French->English Hibiki: report card", "",
              f"Built {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {machine()}.", "",
              f"Recipe sizes: `{json.dumps(recipe)}`", "", "## Test split (held-out sentences and adjective-noun combinations)", ""]
     if evals:
