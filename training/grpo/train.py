@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from statistics import mean
 
+import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
@@ -110,9 +111,9 @@ class GRPOTrainer:
         marks = example_marks(example, c.reward_every_words)
         group = [sample_rollout(self.lm, source, c.temperature, c.top_k, c.temperature_text, c.top_k_text)
                  for _ in range(c.num_generations)]
-        rewards = torch.tensor(
+        rewards = torch.from_numpy(np.stack(
             [rollout_rewards(words_from_tokens(self.base.tokenizer, r.codes[0].tolist()), marks, example["target_text"], c.reward_mix)
-             for r in group])
+             for r in group]))
         advantages = group_advantages(rewards, checkpoint_frames(marks), source.shape[1])
         return (torch.stack([r.codes for r in group]), torch.stack([r.logprobs for r in group]), advantages.float(),
                 rewards.mean(dim=1).tolist())

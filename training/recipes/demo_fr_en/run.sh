@@ -6,7 +6,7 @@
 #
 # Every stage resumes where a killed run stopped. Sizes follow the machine (a CUDA GPU: the
 # full recipe; a CPU: a smaller one that completes in hours); each is a variable to override:
-#   HOURS CODEC_STEPS CODEC_BATCH SFT_STEPS GRPO_STEPS WORKERS PYTHON
+#   HOURS CODEC_STEPS CODEC_BATCH SFT_STEPS GRPO_STEPS EVAL_LIMIT WORKERS PYTHON
 # CODEC_INIT=training/recipes/demo_fr_en/codec starts the codec from the one trained on a GPU
 # and shipped here (see codec/README.md) instead of from random weights: on a CPU, the codec
 # otherwise stays far from intelligible in any affordable number of steps.
@@ -23,9 +23,10 @@ CODEC_STEPS=${CODEC_STEPS:-$(pick 30000 2000)}
 CODEC_BATCH=${CODEC_BATCH:-$(pick 32 4)}
 SFT_STEPS=${SFT_STEPS:-$(pick 6000 1500)}
 GRPO_STEPS=${GRPO_STEPS:-$(pick 400 60)}
+EVAL_LIMIT=${EVAL_LIMIT:-$(pick 0 100)}  # test utterances evaluated (0: the whole split)
 WORKERS=${WORKERS:-$(nproc)}
 mkdir -p "$OUT"
-echo "{\"gpu\": $GPU, \"hours\": $HOURS, \"codec_steps\": $CODEC_STEPS, \"codec_batch\": $CODEC_BATCH, \"sft_steps\": $SFT_STEPS, \"grpo_steps\": $GRPO_STEPS, \"workers\": $WORKERS, \"codec_init\": \"${CODEC_INIT:-}\"}" > "$OUT/recipe.json"
+echo "{\"gpu\": $GPU, \"hours\": $HOURS, \"codec_steps\": $CODEC_STEPS, \"codec_batch\": $CODEC_BATCH, \"sft_steps\": $SFT_STEPS, \"grpo_steps\": $GRPO_STEPS, \"eval_limit\": $EVAL_LIMIT, \"workers\": $WORKERS, \"codec_init\": \"${CODEC_INIT:-}\"}" > "$OUT/recipe.json"
 
 # stage NAME COMMAND...: runs a stage unless OUT/stages/NAME.done says it completed, then
 # records its wall time there (the report card's table). A stage cut short resumes by itself.
@@ -55,8 +56,10 @@ stage sft "$PY" -m training.sft "$RECIPE/sft.yaml" data="$OUT/data/train" val_da
 SFT=$(latest "$OUT/sft")
 stage grpo "$PY" -m training.grpo.train "$RECIPE/grpo.yaml" model="$SFT" data="$OUT/data/train" val_data="$OUT/data/valid" \
   out="$OUT/grpo" max_steps="$GRPO_STEPS"
+LIMIT=()
+[ "$EVAL_LIMIT" -gt 0 ] && LIMIT=(--limit "$EVAL_LIMIT")
 for run in sft:"$SFT" grpo:"$OUT/grpo/best"; do
   stage "eval_${run%%:*}" "$PY" -m hibiki.cli eval --model "${run#*:}" --dataset "$OUT/corpus/test/manifest.jsonl" \
-    --greedy --out "$OUT/eval/${run%%:*}"
+    --greedy "${LIMIT[@]}" --out "$OUT/eval/${run%%:*}"
 done
 "$PY" -m training.demo.report_card "$OUT"
