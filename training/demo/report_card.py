@@ -114,7 +114,8 @@ def report(out: Path) -> Path:
     if grpo:
         first, last = grpo["history"][0], grpo["history"][-1]
         lines.append(f"- GRPO: {len(grpo['history']) - 1} steps, {grpo['wall_s'] / 60:.0f} min; validation BLEU "
-                     f"{first.get('val_bleu')} -> {last.get('val_bleu')}, LAAL {first.get('val_laal_s')} -> {last.get('val_laal_s')} s")
+                     f"{first.get('val_bleu')} -> {last.get('val_bleu')}, LAAL {first.get('val_laal_s', 0):.2f} -> "
+                     f"{last.get('val_laal_s', 0):.2f} s")
     _plot_training(sft, codec_history, out / "report_training.png")
     lines += ["", "![training curves](report_training.png)", "", "## Wall time per stage", ""]
     lines += _table(["stage", "minutes", "where"],
