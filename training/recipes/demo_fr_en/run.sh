@@ -7,9 +7,9 @@
 # Every stage resumes where a killed run stopped. Sizes follow the machine (a CUDA GPU: the
 # full recipe; a CPU: a smaller one that completes in hours); each is a variable to override:
 #   HOURS CODEC_STEPS CODEC_BATCH SFT_STEPS GRPO_STEPS EVAL_LIMIT WORKERS PYTHON
-# CODEC_INIT=training/recipes/demo_fr_en/codec starts the codec from the one trained on a GPU
-# and shipped here (see codec/README.md) instead of from random weights: on a CPU, the codec
-# otherwise stays far from intelligible in any affordable number of steps.
+# CODEC_INIT: a codec to start from. On a CPU it defaults to the one trained on a GPU and
+# shipped here (codec/README.md): from random weights a CPU cannot make the codec intelligible
+# in any affordable number of steps. On a GPU the codec starts from random weights.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 RECIPE=training/recipes/demo_fr_en
@@ -25,6 +25,7 @@ SFT_STEPS=${SFT_STEPS:-$(pick 6000 1500)}
 GRPO_STEPS=${GRPO_STEPS:-$(pick 400 60)}
 EVAL_LIMIT=${EVAL_LIMIT:-$(pick 0 100)}  # test utterances evaluated (0: the whole split)
 WORKERS=${WORKERS:-$(nproc)}
+CODEC_INIT=${CODEC_INIT-$(pick "" "$RECIPE/codec")}
 mkdir -p "$OUT"
 echo "{\"gpu\": $GPU, \"hours\": $HOURS, \"codec_steps\": $CODEC_STEPS, \"codec_batch\": $CODEC_BATCH, \"sft_steps\": $SFT_STEPS, \"grpo_steps\": $GRPO_STEPS, \"eval_limit\": $EVAL_LIMIT, \"workers\": $WORKERS, \"codec_init\": \"${CODEC_INIT:-}\"}" > "$OUT/recipe.json"
 
