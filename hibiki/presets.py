@@ -43,7 +43,7 @@ def _hibiki_delays(codebooks_per_stream: int, acoustic_delay: int = 2) -> list[i
 
 
 def lm_config(dim: int, layers: int, heads: int, codebooks: int, dep_dim: int, dep_layers: int,
-               card: int = 2048, **extra: Any) -> dict[str, Any]:
+              card: int = 2048, **extra: Any) -> dict[str, Any]:
     """LMModel kwargs in the layout of Kyutai's Hibiki config.json files."""
     config = dict(
         dim=dim, text_card=32000, existing_text_padding_id=3, n_q=2 * codebooks, dep_q=codebooks,

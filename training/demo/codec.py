@@ -9,9 +9,9 @@ encoder and decoder learn as an autoencoder while the codebooks catch up. No adv
 loss: on espeak-ng's clean synthetic voices the reconstruction losses are what pays.
 Segments are drawn at random from French and English training audio held in memory (on
 the GPU when there is one, so a step never waits for disk). `max_minutes` stops a run at a
-time budget, saving as at the last step. The codec is saved in Kyutai's Mimi format (OUT/mimi.safetensors + OUT/mimi_config.json, loadable with
-`moshi.models.loaders.get_mimi` or `hibiki.checkpoint.load_mimi`); OUT/state.pt resumes a
-killed run.
+time budget, saving as at the last step. The codec is saved in Kyutai's Mimi format
+(OUT/mimi.safetensors + OUT/mimi_config.json, loadable with `moshi.models.loaders.get_mimi`
+or `hibiki.checkpoint.load_mimi`); OUT/state.pt resumes a killed run.
 """
 
 from __future__ import annotations

@@ -129,6 +129,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path, help="The recipe's output directory.")
     args = parser.parse_args()
+    if not args.out.is_dir():
+        raise SystemExit(f"error: {args.out} is not a directory: give the recipe's output directory (run.sh's OUT)")
     print(f"report card: {report(args.out)}")
 
 
