@@ -6,7 +6,7 @@ import torch
 
 from conftest import frames
 from hibiki.checkpoint import load_checkpoint
-from training.grpo.rollout import policy_logprobs, sample_rollout
+from training.grpo.rollout import policy_logprobs, sample_rollouts
 
 
 def test_recomputed_logprobs_equal_those_seen_when_sampling(tiny_dir):
@@ -16,11 +16,22 @@ def test_recomputed_logprobs_equal_those_seen_when_sampling(tiny_dir):
         source = mimi.encode(torch.from_numpy(frames(14, seed=5))[None, None])[0, :lm.n_q - lm.dep_q]
     source = torch.cat([source, torch.full((source.shape[0], 1), mimi.cardinality), source[:, :4]], dim=1)  # EOS, then more
     torch.manual_seed(0)
-    rollout = sample_rollout(lm, source, temp=1.0, top_k=0, temp_text=1.0, top_k_text=0)
+    rollout = sample_rollouts(lm, source, 3, temp=1.0, top_k=0, temp_text=1.0, top_k_text=0)
     generated = ~torch.isnan(rollout.logprobs)
     assert generated.sum() > 0.8 * generated.numel()
     with torch.no_grad():
-        recomputed, valid = policy_logprobs(lm, lm, rollout.codes[None])
-    assert (valid[0] == generated).all()
-    torch.testing.assert_close(recomputed[0][generated], rollout.logprobs[generated], atol=1e-4, rtol=1e-4)
+        recomputed, valid = policy_logprobs(lm, lm, rollout.codes)
+    assert (valid == generated).all()
+    torch.testing.assert_close(recomputed[generated], rollout.logprobs[generated], atol=1e-4, rtol=1e-4)
     assert rollout.logprobs[generated].std() > 0.1  # real sampled tokens, not all the argmax
+    assert not torch.equal(rollout.codes[0], rollout.codes[1])  # the group's rollouts are sampled independently
+
+
+def test_a_greedy_group_equals_one_greedy_rollout(tiny_dir):
+    lm = load_checkpoint(tiny_dir).lm
+    source = torch.randint(0, 2048, (lm.n_q - lm.dep_q, 12), generator=torch.Generator().manual_seed(3))
+    one = sample_rollouts(lm, source, greedy=True)
+    group = sample_rollouts(lm, source, 3, greedy=True)
+    for g in range(3):
+        torch.testing.assert_close(group.codes[g], one.codes[0])
+        torch.testing.assert_close(group.logprobs[g], one.logprobs[0], equal_nan=True, atol=1e-4, rtol=1e-4)

@@ -7,7 +7,7 @@ import torch
 from hibiki.checkpoint import load_checkpoint
 from training.grpo.loss import PolicyLossConfig, policy_loss
 from training.grpo.rewards import group_advantages
-from training.grpo.rollout import policy_logprobs, sample_rollout
+from training.grpo.rollout import policy_logprobs, sample_rollouts
 
 FRAMES = 6
 
@@ -30,8 +30,7 @@ def test_grpo_moves_toward_the_rewarded_policy(tiny_dir):
 
     def text_tokens(samples: int = 16) -> torch.Tensor:
         lm.eval()
-        return torch.stack([sample_rollout(lm, source, temp=1.0, top_k=0, temp_text=1.0, top_k_text=0).codes[0]
-                            for _ in range(samples)])
+        return sample_rollouts(lm, source, samples, temp=1.0, top_k=0, temp_text=1.0, top_k_text=0).codes[:, 0]
 
     # The rewarded token: one the random model says now and then, not its favourite.
     counts = torch.bincount(text_tokens(32).flatten())
@@ -40,12 +39,11 @@ def test_grpo_moves_toward_the_rewarded_policy(tiny_dir):
     assert before < 0.3
     for _ in range(30):
         lm.eval()
-        group = [sample_rollout(lm, source, temp=1.0, top_k=0, temp_text=1.0, top_k_text=0) for _ in range(8)]
+        group = sample_rollouts(lm, source, 8, temp=1.0, top_k=0, temp_text=1.0, top_k_text=0)
         # Reward at every frame's checkpoint: saying the target token there.
-        rewards = torch.stack([(r.codes[0] == target).double() for r in group])
+        rewards = (group.codes[:, 0] == target).double()
         advantages = group_advantages(rewards, list(range(FRAMES)), FRAMES).float()
-        codes = torch.stack([r.codes for r in group])
-        old = torch.stack([r.logprobs for r in group])
+        codes, old = group.codes, group.logprobs
         lm.train()
         for _ in range(2):  # the old policy is refreshed every 2 updates
             logprobs, mask = policy_logprobs(lm, lm, codes)

@@ -24,35 +24,38 @@ ZERO_TOKEN = -1  # moshi's zero token: no input, no loss
 
 @dataclass
 class Rollout:
-    codes: torch.Tensor  # [1 + dep_q + n_src, T] long, training layout; -1 where nothing was generated
-    logprobs: torch.Tensor  # [1 + dep_q, T] float: log-prob of each generated token; NaN where none
+    codes: torch.Tensor  # [G, 1 + dep_q + n_src, T] long, training layout; -1 where nothing was generated
+    logprobs: torch.Tensor  # [G, 1 + dep_q, T] float: log-prob of each generated token; NaN where none
 
 
 @torch.no_grad()
-def sample_rollout(lm: LMModel, source_codes: torch.Tensor, temp: float = 0.8, top_k: int = 250,
-                   temp_text: float = 0.8, top_k_text: int = 25, greedy: bool = False) -> Rollout:
-    """`source_codes` [n_src, T]: a source stream as the engine feeds it (input EOS included)."""
+def sample_rollouts(lm: LMModel, source_codes: torch.Tensor, group: int = 1, temp: float = 0.8, top_k: int = 250,
+                    temp_text: float = 0.8, top_k_text: int = 25, greedy: bool = False) -> Rollout:
+    """`group` rollouts of one source, sampled side by side as one LMGen batch (on a CPU, one
+    batch of G costs little more than one stream). `source_codes` [n_src, T]: a source stream
+    as the engine feeds it (input EOS included)."""
     frames = source_codes.shape[1]
     dep_q = lm.dep_q
-    text_steps: list[tuple[int, float]] = []  # per step: sampled text token, its log-prob
-    audio_steps: list[list[tuple[int, float]]] = []  # per step: (token, log-prob) per codebook
+    text: list[tuple[torch.Tensor, torch.Tensor]] = []  # per step: sampled text tokens [G], their log-probs [G]
+    audio: list[tuple[torch.Tensor, torch.Tensor]] = []  # per step: tokens [G, dep_q], log-probs [G, dep_q]
     current: dict[str, torch.Tensor | list] = {"audio": []}
 
     def on_text_logits(logits: torch.Tensor) -> None:
-        current["text"] = torch.log_softmax(logits[0, 0, 0].float(), dim=-1)
+        current["text"] = torch.log_softmax(logits[:, 0, 0].float(), dim=-1)
 
-    def on_text(token: torch.Tensor) -> None:
-        text_steps.append((int(token[0]), float(current["text"][token[0]])))
+    def on_text(tokens: torch.Tensor) -> None:
+        text.append((tokens.cpu(), current["text"].gather(-1, tokens[:, None])[:, 0].cpu()))
 
     original = lm.forward_depformer
 
     def recording_depformer(*args, **kwargs) -> torch.Tensor:
         logits = original(*args, **kwargs)
-        current["audio"].append(torch.log_softmax(logits[0, 0, 0].float(), dim=-1))
+        current["audio"].append(torch.log_softmax(logits[:, 0, 0].float(), dim=-1))
         return logits
 
     def on_audio(tokens: torch.Tensor) -> None:
-        audio_steps.append([(int(t), float(lp[t])) for t, lp in zip(tokens[0], current["audio"])])
+        logprobs = torch.stack([lp.gather(-1, tokens[:, k, None])[:, 0] for k, lp in enumerate(current["audio"])], dim=1)
+        audio.append((tokens.cpu(), logprobs.cpu()))
         current["audio"] = []
 
     lm_gen = LMGen(lm, use_sampling=not greedy, temp=temp, temp_text=temp_text, top_k=top_k, top_k_text=top_k_text,
@@ -60,21 +63,24 @@ def sample_rollout(lm: LMModel, source_codes: torch.Tensor, temp: float = 0.8, t
                    support_out_of_sync=True)
     lm.forward_depformer = recording_depformer
     try:
-        with lm_gen.streaming(1):
+        with lm_gen.streaming(group):
             for n in range(frames + 1):
-                lm_gen.step(source_codes[:, max(n - 1, 0)].to(lm.device)[None, :, None])
+                lm_gen.step(source_codes[:, max(n - 1, 0)].to(lm.device)[None, :, None].expand(group, -1, -1))
     finally:
         lm.forward_depformer = original
 
-    codes = torch.full((1 + dep_q + source_codes.shape[0], frames), ZERO_TOKEN, dtype=torch.long)
-    logprobs = torch.full((1 + dep_q, frames), float("nan"))
-    for t in range(frames):
-        codes[0, t], logprobs[0, t] = text_steps[t]
-        for k in range(dep_q):
-            n = t + lm.delays[1 + k]
-            if n < frames:  # later steps' audio lies past what a T-frame training pass predicts
-                codes[1 + k, t], logprobs[1 + k, t] = audio_steps[n][k]
-    codes[1 + dep_q:] = source_codes.cpu()
+    codes = torch.full((group, 1 + dep_q + source_codes.shape[0], frames), ZERO_TOKEN, dtype=torch.long)
+    logprobs = torch.full((group, 1 + dep_q, frames), float("nan"))
+    codes[:, 0] = torch.stack([tokens for tokens, _ in text[:frames]], dim=1)
+    logprobs[:, 0] = torch.stack([lp for _, lp in text[:frames]], dim=1)
+    for k in range(dep_q):
+        # Step n samples codebook k for frame n - delay_k; later steps' audio lies past what a
+        # T-frame training pass predicts.
+        delay = lm.delays[1 + k]
+        steps = range(delay, frames)
+        codes[:, 1 + k, :len(steps)] = torch.stack([audio[n][0][:, k] for n in steps], dim=1)
+        logprobs[:, 1 + k, :len(steps)] = torch.stack([audio[n][1][:, k] for n in steps], dim=1)
+    codes[:, 1 + dep_q:] = source_codes.cpu()
     return Rollout(codes, logprobs)
 
 

@@ -40,7 +40,7 @@ from training.checkpoints import save_kyutai
 from training.config import config_from_argv
 from training.grpo.loss import PolicyLossConfig, policy_loss
 from training.grpo.rewards import checkpoint_frames, checkpoints, group_advantages, rollout_rewards
-from training.grpo.rollout import policy_logprobs, sample_rollout
+from training.grpo.rollout import policy_logprobs, sample_rollouts
 
 logger = logging.getLogger("hibiki.grpo")
 
@@ -109,14 +109,12 @@ class GRPOTrainer:
         c = self.config
         source = torch.tensor(example["source_codes"], dtype=torch.long)
         marks = example_marks(example, c.reward_every_words)
-        group = [sample_rollout(self.lm, source, c.temperature, c.top_k, c.temperature_text, c.top_k_text)
-                 for _ in range(c.num_generations)]
+        group = sample_rollouts(self.lm, source, c.num_generations, c.temperature, c.top_k, c.temperature_text, c.top_k_text)
         rewards = torch.from_numpy(np.stack(
-            [rollout_rewards(words_from_tokens(self.base.tokenizer, r.codes[0].tolist()), marks, example["target_text"], c.reward_mix)
-             for r in group]))
+            [rollout_rewards(words_from_tokens(self.base.tokenizer, text.tolist()), marks, example["target_text"], c.reward_mix)
+             for text in group.codes[:, 0]]))
         advantages = group_advantages(rewards, checkpoint_frames(marks), source.shape[1])
-        return (torch.stack([r.codes for r in group]), torch.stack([r.logprobs for r in group]), advantages.float(),
-                rewards.mean(dim=1).tolist())
+        return group.codes, group.logprobs, advantages.float(), rewards.mean(dim=1).tolist()
 
     def step(self) -> dict:
         c, a = self.config, self.accelerator
@@ -143,8 +141,8 @@ class GRPOTrainer:
         self.lm.eval()
         hypotheses, references, lags, ends = [], [], [], []
         for example in self.val:
-            rollout = sample_rollout(self.lm, torch.tensor(example["source_codes"], dtype=torch.long), greedy=True)
-            tokens = [t for t in rollout.codes[0].tolist() if t != ZERO_TOKEN]
+            rollout = sample_rollouts(self.lm, torch.tensor(example["source_codes"], dtype=torch.long), greedy=True)
+            tokens = [t for t in rollout.codes[0, 0].tolist() if t != ZERO_TOKEN]
             words = words_from_tokens(self.base.tokenizer, tokens)
             source_s = example["source_end_frame"] * FRAME_PERIOD_S
             hypotheses.append(" ".join(w.text for w in words))
