@@ -6,10 +6,10 @@
 #
 # Every stage resumes where a killed run stopped. Sizes follow the machine (a CUDA GPU: the
 # full recipe; a CPU: a smaller one that completes in hours); each is a variable to override:
-#   HOURS CODEC_STEPS CODEC_BATCH SFT_STEPS GRPO_STEPS EVAL_LIMIT WORKERS PYTHON
-# CODEC_INIT: a codec to start from. On a CPU it defaults to the one trained on a GPU and
-# shipped here (codec/README.md): from random weights a CPU cannot make the codec intelligible
-# in any affordable number of steps. On a GPU the codec starts from random weights.
+#   HOURS CODEC_STEPS CODEC_BATCH SFT_STEPS SFT_BATCH GRPO_STEPS EVAL_LIMIT WORKERS PYTHON
+# CODEC_INIT: a codec to start from; with CODEC_STEPS=0 it is used as it is. On a CPU that
+# is the default: the codec trained on a GPU and shipped here (codec/README.md), since a CPU
+# step costs ~0.8 s and thousands barely move it. On a GPU the codec starts from random weights.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 RECIPE=training/recipes/demo_fr_en
@@ -18,16 +18,17 @@ PY=${PYTHON:-.venv/bin/python}
 if "$PY" -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then GPU=1; else GPU=0; fi
 WHERE=$("$PY" -c "import os, torch; print(torch.cuda.get_device_name() if torch.cuda.is_available() else f'CPU, {os.cpu_count()} cores')")
 pick() { if [ "$GPU" = 1 ]; then echo "$1"; else echo "$2"; fi; }
-HOURS=${HOURS:-$(pick 20 2)}
-CODEC_STEPS=${CODEC_STEPS:-$(pick 30000 2000)}
+HOURS=${HOURS:-$(pick 20 8)}
+CODEC_STEPS=${CODEC_STEPS:-$(pick 30000 0)}
 CODEC_BATCH=${CODEC_BATCH:-$(pick 32 4)}
-SFT_STEPS=${SFT_STEPS:-$(pick 6000 1500)}
+SFT_STEPS=${SFT_STEPS:-$(pick 6000 1800)}
+SFT_BATCH=${SFT_BATCH:-$(pick 16 8)}
 GRPO_STEPS=${GRPO_STEPS:-$(pick 400 60)}
 EVAL_LIMIT=${EVAL_LIMIT:-$(pick 0 100)}  # test utterances evaluated (0: the whole split)
 WORKERS=${WORKERS:-$(nproc)}
 CODEC_INIT=${CODEC_INIT-$(pick "" "$RECIPE/codec")}
 mkdir -p "$OUT"
-echo "{\"gpu\": $GPU, \"hours\": $HOURS, \"codec_steps\": $CODEC_STEPS, \"codec_batch\": $CODEC_BATCH, \"sft_steps\": $SFT_STEPS, \"grpo_steps\": $GRPO_STEPS, \"eval_limit\": $EVAL_LIMIT, \"workers\": $WORKERS, \"codec_init\": \"${CODEC_INIT:-}\"}" > "$OUT/recipe.json"
+echo "{\"gpu\": $GPU, \"hours\": $HOURS, \"codec_steps\": $CODEC_STEPS, \"codec_batch\": $CODEC_BATCH, \"sft_steps\": $SFT_STEPS, \"sft_batch\": $SFT_BATCH, \"grpo_steps\": $GRPO_STEPS, \"eval_limit\": $EVAL_LIMIT, \"workers\": $WORKERS, \"codec_init\": \"${CODEC_INIT:-}\"}" > "$OUT/recipe.json"
 
 # stage NAME COMMAND...: runs a stage unless OUT/stages/NAME.done says it completed, then
 # records its wall time there (the report card's table). A stage cut short resumes by itself.
@@ -44,16 +45,20 @@ stage() {
 latest() { "$PY" -c "import json, sys; print(json.load(open(sys.argv[1]))['checkpoint'])" "$1/latest.json"; }
 
 stage corpus "$PY" -m training.demo.corpus out="$OUT/corpus" hours="$HOURS" workers="$WORKERS"
-stage codec "$PY" -m training.demo.codec corpus="$OUT/corpus" out="$OUT/codec" steps="$CODEC_STEPS" batch_size="$CODEC_BATCH" \
-  ${CODEC_INIT:+init="$CODEC_INIT"}
+if [ "$CODEC_STEPS" -gt 0 ]; then
+  stage codec "$PY" -m training.demo.codec corpus="$OUT/corpus" out="$OUT/codec" steps="$CODEC_STEPS" batch_size="$CODEC_BATCH" \
+    ${CODEC_INIT:+init="$CODEC_INIT"}
+else
+  stage codec bash -c 'mkdir -p "$2" && cp "$1"/mimi.safetensors "$1"/mimi_config.json "$2"/' - "${CODEC_INIT:?CODEC_STEPS=0 needs CODEC_INIT}" "$OUT/codec"
+fi
 stage codec_eval "$PY" -m training.demo.codec_eval --codec "$OUT/codec" --corpus "$OUT/corpus" --limit 40 --out "$OUT/codec/eval.json"
 stage base "$PY" -m training.demo.base corpus="$OUT/corpus" codec="$OUT/codec" out="$OUT/base"
 for split in train valid test; do
-  stage "prepare_$split" "$PY" -m training.prepare training/configs/prepare.yaml dataset="$OUT/corpus/$split/manifest.jsonl" \
-    model="$OUT/base" out="$OUT/data/$split" workers="$WORKERS" voice_variants='[m3]' rate_wpm='[160,160]'
+  stage "prepare_$split" "$PY" -m training.prepare "$RECIPE/prepare.yaml" dataset="$OUT/corpus/$split/manifest.jsonl" \
+    model="$OUT/base" out="$OUT/data/$split" workers="$WORKERS"
 done
 stage sft "$PY" -m training.sft "$RECIPE/sft.yaml" data="$OUT/data/train" val_data="$OUT/data/valid" model="$OUT/base" \
-  out="$OUT/sft" max_steps="$SFT_STEPS"
+  out="$OUT/sft" max_steps="$SFT_STEPS" batch_size="$SFT_BATCH"
 SFT=$(latest "$OUT/sft")
 stage grpo "$PY" -m training.grpo.train "$RECIPE/grpo.yaml" model="$SFT" data="$OUT/data/train" val_data="$OUT/data/valid" \
   out="$OUT/grpo" max_steps="$GRPO_STEPS"
