@@ -266,15 +266,17 @@ def save_checkpoint(
     return directory
 
 
-def write_mimi(directory: str | Path, mimi: MimiModel, mimi_config: dict[str, Any] | None) -> None:
+def write_mimi(directory: str | Path, mimi: MimiModel, mimi_config: dict[str, Any] | None,
+               dtype: torch.dtype | None = None) -> None:
     """Mimi's weights (and its config, unless it is Kyutai's standard one) in Kyutai's file
-    names, each file written aside then renamed: a codec on its own, or part of a checkpoint."""
+    names, each file written aside then renamed: a codec on its own, or part of a checkpoint.
+    `dtype` stores floating-point tensors in another precision (the loader casts them back)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     if mimi_config is not None:
         (directory / f".{MIMI_CONFIG_NAME}.tmp").write_text(json.dumps(mimi_config, indent=2))
         os.replace(directory / f".{MIMI_CONFIG_NAME}.tmp", directory / MIMI_CONFIG_NAME)
-    _save_state(mimi, directory / f".{MIMI_NAME}.tmp", None)
+    _save_state(mimi, directory / f".{MIMI_NAME}.tmp", dtype)
     os.replace(directory / f".{MIMI_NAME}.tmp", directory / MIMI_NAME)
 
 

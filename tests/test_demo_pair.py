@@ -132,3 +132,29 @@ def test_report_card_tabulates_the_stage_outputs(tmp_path):
     assert "`hibiki eval --model grpo --out x`" in text
     assert "| corpus | 10.0 | CPU |" in text and "| train | 975 | 1.66 |" in text
     assert (tmp_path / "report_quality_latency.png").stat().st_size > 1000
+
+
+def test_ship_writes_a_half_precision_default_model_with_its_card(tiny_dir, tmp_path):
+    from hibiki.checkpoint import load_checkpoint
+    from training.demo.ship import default_checkpoint, ship
+
+    out = tmp_path / "run"
+    (out / "sft").mkdir(parents=True)
+    (out / "sft" / "latest.json").write_text(json.dumps({"step": 8, "checkpoint": str(tiny_dir)}))
+    (out / "eval" / "sft").mkdir(parents=True)
+    summary = {"utterances": 100, "text_bleu": 42.5, "asr_bleu": 31.0, "laal_s": 2.1, "run": {"command": "hibiki eval --limit 100"}}
+    (out / "eval" / "sft" / "summary.json").write_text(json.dumps(summary))
+    assert default_checkpoint(out) == tiny_dir  # no GRPO stage: the supervised one
+
+    dest = ship(out, default_checkpoint(out), tmp_path / "default_model")
+    original, shipped = load_checkpoint(tiny_dir), load_checkpoint(dest)
+    on_disk = (dest / "model.safetensors").stat().st_size
+    assert on_disk < 0.6 * (tiny_dir / "model.safetensors").stat().st_size  # float16 on disk
+    for module in ("lm", "mimi"):
+        a, b = getattr(original, module).state_dict(), getattr(shipped, module).state_dict()
+        assert a.keys() == b.keys()
+        for key in a:
+            assert b[key].dtype == a[key].dtype  # loaded back in the model's precision
+            torch.testing.assert_close(b[key].float(), a[key].float().half().float(), atol=1e-3, rtol=1e-3)
+    card = (dest / "README.md").read_text()
+    assert "| sft | 100 | 42.5 | 31.0 | 2.1 |" in card and "`hibiki eval --limit 100`" in card

@@ -24,7 +24,7 @@ EVAL_COLUMNS = [("text_bleu", "BLEU"), ("asr_bleu", "ASR-BLEU"), ("laal_s", "LAA
                 ("text_laal_s", "text LAAL s"), ("text_end_offset_s", "text End Offset s"), ("rtf", "RTF")]
 
 
-def _json(path: Path) -> Any:
+def load_json(path: Path) -> Any:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
@@ -33,9 +33,21 @@ def machine() -> str:
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores{gpu}, torch {torch.__version__}"
 
 
-def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
+def markdown_table(header: list[str], rows: list[list[Any]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---:|" * len(header)]
     return lines + ["| " + " | ".join("-" if v is None else str(v) for v in row) + " |" for row in rows]
+
+
+def test_evaluations(out: Path) -> dict[str, dict]:
+    """The recipe's evaluation summaries of the test split, by checkpoint (sft, grpo)."""
+    return {name: s for name in ("sft", "grpo") if (s := load_json(out / "eval" / name / "summary.json"))}
+
+
+def evaluation_table(evals: dict[str, dict]) -> list[str]:
+    """Markdown metric table of the evaluations, then the commands that produced them."""
+    lines = markdown_table(["checkpoint", "n"] + [label for _, label in EVAL_COLUMNS],
+                           [[name, s.get("utterances")] + [s.get(key) for key, _ in EVAL_COLUMNS] for name, s in evals.items()])
+    return lines + ["", "Commands: " + "; ".join(f"`{s['run']['command']}`" for s in evals.values())]
 
 
 def _plot_quality_latency(evals: dict[str, dict], path: Path) -> None:
@@ -72,38 +84,36 @@ def _plot_training(sft: dict | None, codec: dict | None, path: Path) -> None:
 
 
 def report(out: Path) -> Path:
-    recipe = _json(out / "recipe.json") or {}
-    corpus = _json(out / "corpus" / "summary.json") or {}
-    codec_eval = _json(out / "codec" / "eval.json")
+    recipe = load_json(out / "recipe.json") or {}
+    corpus = load_json(out / "corpus" / "summary.json") or {}
+    codec_eval = load_json(out / "codec" / "eval.json")
     codec_state = out / "codec" / "state.pt"
     codec_history = torch.load(codec_state, weights_only=False, map_location="cpu")["history"] if codec_state.is_file() else None
-    sft = _json(out / "sft" / "train_summary.json")
-    grpo = _json(out / "grpo" / "grpo_summary.json")
-    evals = {name: s for name in ("sft", "grpo") if (s := _json(out / "eval" / name / "summary.json"))}
-    stages = [_json(p) for p in sorted((out / "stages").glob("*.done"), key=lambda p: p.stat().st_mtime)]
+    sft = load_json(out / "sft" / "train_summary.json")
+    grpo = load_json(out / "grpo" / "grpo_summary.json")
+    evals = test_evaluations(out)
+    stages = [load_json(p) for p in sorted((out / "stages").glob("*.done"), key=lambda p: p.stat().st_mtime)]
 
     lines = ["# Demo French->English Hibiki: report card", "",
              f"Built {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {machine()}.", "",
              f"Recipe sizes: `{json.dumps(recipe)}`", "", "## Test split (held-out sentences and adjective-noun combinations)", ""]
     if evals:
-        lines += _table(["checkpoint", "n"] + [label for _, label in EVAL_COLUMNS],
-                        [[name, s.get("utterances")] + [s.get(key) for key, _ in EVAL_COLUMNS] for name, s in evals.items()])
-        lines += ["", "Commands: " + "; ".join(f"`{s['run']['command']}`" for s in evals.values()), ""]
+        lines += evaluation_table(evals) + [""]
         _plot_quality_latency(evals, out / "report_quality_latency.png")
         lines += ["![quality vs latency](report_quality_latency.png)", ""]
     else:
         lines += ["(no evaluation yet)", ""]
     lines += ["## Data", ""]
-    lines += _table(["split", "utterances", "French hours"], [[k, v["utterances"], v["hours"]] for k, v in corpus.items()])
+    lines += markdown_table(["split", "utterances", "French hours"], [[k, v["utterances"], v["hours"]] for k, v in corpus.items()])
     for split in ("train", "valid", "test"):
-        reports = [_json(p) for p in sorted((out / "data" / split).glob("report-*.json"))]
+        reports = [load_json(p) for p in sorted((out / "data" / split).glob("report-*.json"))]
         if reports:
             frames = sum(r["counts"].get("frames", 0) for r in reports)
             ok = sum(r["counts"].get("ok", 0) for r in reports)
             lines.append(f"- prepared {split}: {ok} examples, {frames * 0.08 / 3600:.2f} h aligned")
     lines += ["", "## Codec", ""]
     if codec_eval:
-        lines += _table(["Whisper WER original %", "WER reconstruction %", "STFT distance en", "STFT distance fr", "streaming RTF (1 thread)"],
+        lines += markdown_table(["Whisper WER original %", "WER reconstruction %", "STFT distance en", "STFT distance fr", "streaming RTF (1 thread)"],
                         [[codec_eval["wer_original"], codec_eval["wer_codec"], codec_eval["stft_distance_en"],
                           codec_eval["stft_distance_fr"], codec_eval["streaming_rtf_one_thread"]]])
     lines += ["", "## Training", ""]
@@ -118,7 +128,7 @@ def report(out: Path) -> Path:
                      f"{last.get('val_laal_s', 0):.2f} s")
     _plot_training(sft, codec_history, out / "report_training.png")
     lines += ["", "![training curves](report_training.png)", "", "## Wall time per stage", ""]
-    lines += _table(["stage", "minutes", "where"],
+    lines += markdown_table(["stage", "minutes", "where"],
                     [[s["stage"], None if s.get("seconds") is None else round(s["seconds"] / 60, 1), s.get("where")] for s in stages])
     path = out / "REPORT.md"
     path.write_text("\n".join(lines) + "\n")

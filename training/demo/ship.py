@@ -1,0 +1,99 @@
+"""Ships a trained demo checkpoint as the embedded default model, with its model card.
+
+    python -m training.demo.ship OUT [--checkpoint DIR] [--dest hibiki/default_model]
+
+OUT is the recipe's output directory (run.sh's OUT). The checkpoint defaults to the GRPO
+stage's best one, else the supervised stage's latest. Weights are written in float16 (half
+the repository's size; loaded back as float32) in the Kyutai format, beside a model card
+(README.md) whose metric table comes from the recipe's evaluations of the test split.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from hibiki.checkpoint import load_checkpoint, save_checkpoint, write_mimi
+from hibiki.default_model import SHIPPED
+from training.demo.report_card import evaluation_table, load_json, test_evaluations
+
+CARD = """# hibiki-demo-fr-en: the embedded default model
+
+A small Hibiki (moshi `LMModel`, {params:.1f} M parameters: dual stream, inner-monologue text,
+acoustic delay {acoustic_delay}, {width} wide, {layers} layers, depth transformer of {dep_dim} x
+{dep_layers}) around a small Mimi codec ({codebooks} codebooks), trained from scratch by
+`training/recipes/demo_fr_en/run.sh` on this project's synthetic French->English corpus.
+It is what `hibiki translate`, `hibiki serve` and `hibiki eval` use when no model is named.
+
+## What it was trained on
+
+- Text: sentence pairs realised by pyrealb in both languages from a lexicon of about 220
+  French/English lemmas (people, animals, objects, places; common verbs, adjectives,
+  numbers), with questions, negation, object pronouns, past/present/future tenses.
+- Speech: French spoken by espeak-ng (9 voice variants, drawn pitch and rate), 1 to 4
+  sentences per utterance; English targets spoken by espeak-ng's en-us m3 voice, placed by
+  the coarse alignment of `training/recipes/demo_fr_en/prepare.yaml`.
+- Sizes: {data}.
+- Checkpoint: `{checkpoint}`.
+
+## What it can and cannot translate
+
+It translates French sentences built from its lexicon and constructions, spoken clearly
+(synthetic or careful human speech), into English text and espeak-like English speech.
+It knows no word outside the lexicon: other French speech gives fluent English of the
+demo domain that has nothing to do with the input. Its voice is always the same; the
+codec was trained on espeak voices only, so real voices are reproduced poorly.
+
+## Metrics (held-out test split: unseen sentences and adjective-noun combinations)
+
+{metrics}
+"""
+
+
+def default_checkpoint(out: Path) -> Path:
+    if (out / "grpo" / "best" / "config.json").is_file():
+        return out / "grpo" / "best"
+    latest = load_json(out / "sft" / "latest.json")
+    if latest is None:
+        raise FileNotFoundError(f"no GRPO best or supervised checkpoint under {out}: run the recipe first")
+    return Path(latest["checkpoint"])
+
+
+def ship(out: Path, checkpoint: Path, dest: Path) -> Path:
+    base = load_checkpoint(checkpoint, device="cpu", dtype=torch.float32)
+    config = base.lm_config
+    save_checkpoint(dest, base.lm, base.mimi, base.info.tokenizer, config, mimi_config=base.info.mimi_config,
+                    model_type=base.info.model_type, lm_gen_config=base.info.lm_gen_config,
+                    extra=dict(model_id=dict(name="hibiki-demo-fr-en")), dtype=torch.float16)
+    write_mimi(dest, base.mimi, base.info.mimi_config, dtype=torch.float16)
+    evals = test_evaluations(out)
+    corpus = load_json(out / "corpus" / "summary.json") or {}
+    card = CARD.format(
+        params=sum(p.numel() for p in base.lm.parameters()) / 1e6, acoustic_delay=config["delays"][2] - config["delays"][1],
+        width=config["dim"], layers=config["num_layers"], dep_dim=config["depformer_dim"],
+        dep_layers=config["depformer_num_layers"], codebooks=base.info.mimi_config["quantizer"]["n_q"],
+        data=", ".join(f"{k} {v['utterances']} utterances ({v['hours']} h of French)" for k, v in corpus.items()) or "unknown",
+        checkpoint=checkpoint, metrics="\n".join(evaluation_table(evals)) if evals else "(no evaluation found)")
+    (dest / "README.md").write_text(card)
+    return dest
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("out", type=Path, help="The recipe's output directory (run.sh's OUT).")
+    parser.add_argument("--checkpoint", type=Path, help="Checkpoint to ship (default: OUT/grpo/best, else the latest SFT one).")
+    parser.add_argument("--dest", type=Path, default=SHIPPED, help="Where the default model lives (default: %(default)s).")
+    args = parser.parse_args()
+    try:
+        checkpoint = args.checkpoint or default_checkpoint(args.out)
+        dest = ship(args.out, checkpoint, args.dest)
+    except (FileNotFoundError, ValueError) as exc:
+        raise SystemExit(f"error: {exc}") from None
+    size = sum(p.stat().st_size for p in dest.iterdir()) / 1e6
+    print(f"shipped {checkpoint} as the default model in {dest} ({size:.1f} MB, model card {dest / 'README.md'})")
+
+
+if __name__ == "__main__":
+    main()
