@@ -30,7 +30,7 @@ def test_grpo_moves_toward_the_rewarded_policy(tiny_dir):
 
     def text_tokens(samples: int = 16) -> torch.Tensor:
         lm.eval()
-        return sample_rollouts(lm, source, samples, temp=1.0, top_k=0, temp_text=1.0, top_k_text=0).codes[:, 0]
+        return sample_rollouts(lm, [source] * samples, temp=1.0, top_k=0, temp_text=1.0, top_k_text=0).codes[:, 0]
 
     # The rewarded token: one the random model says now and then, not its favourite.
     counts = torch.bincount(text_tokens(32).flatten())
@@ -39,7 +39,7 @@ def test_grpo_moves_toward_the_rewarded_policy(tiny_dir):
     assert before < 0.3
     for _ in range(30):
         lm.eval()
-        group = sample_rollouts(lm, source, 8, temp=1.0, top_k=0, temp_text=1.0, top_k_text=0)
+        group = sample_rollouts(lm, [source] * 8, temp=1.0, top_k=0, temp_text=1.0, top_k_text=0)
         # Reward at every frame's checkpoint: saying the target token there.
         rewards = (group.codes[:, 0] == target).double()
         advantages = group_advantages(rewards, list(range(FRAMES)), FRAMES).float()

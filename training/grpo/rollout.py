@@ -14,6 +14,7 @@ t is fed at step t + 1.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -24,20 +25,27 @@ ZERO_TOKEN = -1  # moshi's zero token: no input, no loss
 
 @dataclass
 class Rollout:
-    codes: torch.Tensor  # [G, 1 + dep_q + n_src, T] long, training layout; -1 where nothing was generated
-    logprobs: torch.Tensor  # [G, 1 + dep_q, T] float: log-prob of each generated token; NaN where none
+    codes: torch.Tensor  # [B, 1 + dep_q + n_src, T] long, training layout; -1 where nothing was generated
+    logprobs: torch.Tensor  # [B, 1 + dep_q, T] float: log-prob of each generated token; NaN where none
 
 
 @torch.no_grad()
-def sample_rollouts(lm: LMModel, source_codes: torch.Tensor, group: int = 1, temp: float = 0.8, top_k: int = 250,
+def sample_rollouts(lm: LMModel, sources: Sequence[torch.Tensor], temp: float = 0.8, top_k: int = 250,
                     temp_text: float = 0.8, top_k_text: int = 25, greedy: bool = False) -> Rollout:
-    """`group` rollouts of one source, sampled side by side as one LMGen batch (on a CPU, one
-    batch of G costs little more than one stream). `source_codes` [n_src, T]: a source stream
-    as the engine feeds it (input EOS included)."""
-    frames = source_codes.shape[1]
+    """One rollout per source, all sampled side by side as one LMGen batch: on a CPU a batch
+    of 16 streams costs a few times one stream, not 16 times. Each source [n_src, T_b] is a
+    source stream as the engine feeds it (input EOS included); a GRPO group repeats one.
+
+    Sources of different lengths are padded to the longest: the model is causal, so frames
+    past a source's end change nothing before it; they are blanked (-1 / NaN) in the result.
+    """
+    lengths = torch.tensor([s.shape[1] for s in sources])
+    frames = int(lengths.max())
+    batch = len(sources)
+    padded = torch.stack([torch.nn.functional.pad(s, (0, frames - s.shape[1])) for s in sources]).to(lm.device)
     dep_q = lm.dep_q
-    text: list[tuple[torch.Tensor, torch.Tensor]] = []  # per step: sampled text tokens [G], their log-probs [G]
-    audio: list[tuple[torch.Tensor, torch.Tensor]] = []  # per step: tokens [G, dep_q], log-probs [G, dep_q]
+    text: list[tuple[torch.Tensor, torch.Tensor]] = []  # per step: sampled text tokens [B], their log-probs [B]
+    audio: list[tuple[torch.Tensor, torch.Tensor]] = []  # per step: tokens [B, dep_q], log-probs [B, dep_q]
     current: dict[str, torch.Tensor | list] = {"audio": []}
 
     def on_text_logits(logits: torch.Tensor) -> None:
@@ -63,24 +71,29 @@ def sample_rollouts(lm: LMModel, source_codes: torch.Tensor, group: int = 1, tem
                    support_out_of_sync=True)
     lm.forward_depformer = recording_depformer
     try:
-        with lm_gen.streaming(group):
+        with lm_gen.streaming(batch):
             for n in range(frames + 1):
-                lm_gen.step(source_codes[:, max(n - 1, 0)].to(lm.device)[None, :, None].expand(group, -1, -1))
+                lm_gen.step(padded[:, :, max(n - 1, 0), None])
     finally:
         lm.forward_depformer = original
 
-    codes = torch.full((group, 1 + dep_q + source_codes.shape[0], frames), ZERO_TOKEN, dtype=torch.long)
-    logprobs = torch.full((group, 1 + dep_q, frames), float("nan"))
+    codes = torch.full((batch, 1 + dep_q + padded.shape[1], frames), ZERO_TOKEN, dtype=torch.long)
+    logprobs = torch.full((batch, 1 + dep_q, frames), float("nan"))
     codes[:, 0] = torch.stack([tokens for tokens, _ in text[:frames]], dim=1)
     logprobs[:, 0] = torch.stack([lp for _, lp in text[:frames]], dim=1)
     for k in range(dep_q):
         # Step n samples codebook k for frame n - delay_k; later steps' audio lies past what a
         # T-frame training pass predicts.
-        delay = lm.delays[1 + k]
-        steps = range(delay, frames)
+        steps = range(lm.delays[1 + k], frames)
         codes[:, 1 + k, :len(steps)] = torch.stack([audio[n][0][:, k] for n in steps], dim=1)
         logprobs[:, 1 + k, :len(steps)] = torch.stack([audio[n][1][:, k] for n in steps], dim=1)
-    codes[:, 1 + dep_q:] = source_codes.cpu()
+    codes[:, 1 + dep_q:] = padded.cpu()
+    # Blank what lies past each source's own end, as a rollout of that source alone would.
+    step_of = torch.arange(frames)[None, :] + torch.tensor(lm.delays[:1 + dep_q])[:, None]  # [1 + dep_q, T]
+    past_end = step_of[None] >= lengths[:, None, None]
+    codes[:, :1 + dep_q][past_end] = ZERO_TOKEN
+    logprobs[past_end] = float("nan")
+    codes[:, 1 + dep_q:][(torch.arange(frames)[None, :] >= lengths[:, None])[:, None].expand_as(codes[:, 1 + dep_q:])] = ZERO_TOKEN
     return Rollout(codes, logprobs)
 
 

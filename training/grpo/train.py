@@ -105,22 +105,26 @@ class GRPOTrainer:
         self.val = list(open_examples(config.val_data, repeat=False).take(config.eval_examples)) if config.val_data else []
         self.best = float("-inf")
 
-    def rollouts(self, example: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[float]]:
+    def group(self, example: dict, codes: torch.Tensor, logprobs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """One source's G rollouts -> (codes, old log-probs, advantages, mean reward per rollout)."""
         c = self.config
-        source = torch.tensor(example["source_codes"], dtype=torch.long)
+        frames = example["n_frames"]
+        codes, logprobs = codes[:, :, :frames], logprobs[:, :, :frames]
         marks = example_marks(example, c.reward_every_words)
-        group = sample_rollouts(self.lm, source, c.num_generations, c.temperature, c.top_k, c.temperature_text, c.top_k_text)
         rewards = torch.from_numpy(np.stack(
             [rollout_rewards(words_from_tokens(self.base.tokenizer, text.tolist()), marks, example["target_text"], c.reward_mix)
-             for text in group.codes[:, 0]]))
-        advantages = group_advantages(rewards, checkpoint_frames(marks), source.shape[1])
-        return group.codes, group.logprobs, advantages.float(), rewards.mean(dim=1).tolist()
+             for text in codes[:, 0]]))
+        advantages = group_advantages(rewards, checkpoint_frames(marks), frames)
+        return codes, logprobs, advantages.float(), rewards.mean(dim=1).tolist()
 
     def step(self) -> dict:
         c, a = self.config, self.accelerator
         self.lm.eval()
         batch = [next(self.data) for _ in range(c.per_device_train_batch_size)]
-        groups = [self.rollouts(example) for example in batch]
+        sources = [torch.tensor(e["source_codes"], dtype=torch.long) for e in batch for _ in range(c.num_generations)]
+        rollout = sample_rollouts(self.lm, sources, c.temperature, c.top_k, c.temperature_text, c.top_k_text)
+        g = c.num_generations
+        groups = [self.group(e, rollout.codes[i * g:(i + 1) * g], rollout.logprobs[i * g:(i + 1) * g]) for i, e in enumerate(batch)]
         self.lm.train()
         losses, clips = [], []
         for _ in range(c.num_iterations):
@@ -140,9 +144,9 @@ class GRPOTrainer:
         """Greedy streaming translations of the validation sources: text BLEU, LAAL, End Offset."""
         self.lm.eval()
         hypotheses, references, lags, ends = [], [], [], []
-        for example in self.val:
-            rollout = sample_rollouts(self.lm, torch.tensor(example["source_codes"], dtype=torch.long), greedy=True)
-            tokens = [t for t in rollout.codes[0, 0].tolist() if t != ZERO_TOKEN]
+        rollout = sample_rollouts(self.lm, [torch.tensor(e["source_codes"], dtype=torch.long) for e in self.val], greedy=True)
+        for example, text in zip(self.val, rollout.codes[:, 0]):
+            tokens = [t for t in text.tolist() if t != ZERO_TOKEN]
             words = words_from_tokens(self.base.tokenizer, tokens)
             source_s = example["source_end_frame"] * FRAME_PERIOD_S
             hypotheses.append(" ".join(w.text for w in words))
