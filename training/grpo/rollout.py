@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import torch
 from moshi.models import LMGen, LMModel
+from trl.trainer.utils import selective_log_softmax
 
 ZERO_TOKEN = -1  # moshi's zero token: no input, no loss
 
@@ -100,9 +101,8 @@ def sample_rollouts(lm: LMModel, sources: Sequence[torch.Tensor], temp: float = 
 def policy_logprobs(model: torch.nn.Module, lm: LMModel, codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Training-side log-probs of `codes` [B, K, T]: ([B, 1 + dep_q, T] log-probs, validity mask)."""
     output = model(codes)
-    text = torch.log_softmax(output.text_logits.float().nan_to_num(), dim=-1)
-    audio = torch.log_softmax(output.logits.float().nan_to_num(), dim=-1)
     targets = codes[:, :1 + lm.dep_q].clamp(min=0)
-    lp = torch.cat([text.gather(-1, targets[:, :1, :, None]), audio.gather(-1, targets[:, 1:, :, None])], dim=1)[..., 0]
+    lp = torch.cat([selective_log_softmax(output.text_logits.float().nan_to_num(), targets[:, :1]),
+                    selective_log_softmax(output.logits.float().nan_to_num(), targets[:, 1:])], dim=1)
     mask = torch.cat([output.text_mask, output.mask], dim=1)
     return lp, mask
