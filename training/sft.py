@@ -174,26 +174,34 @@ class Trainer:
         """Validation loss, and teacher-forced greedy text of a few examples next to their reference."""
         c, lm = self.config, self.lm
         lm.eval()
-        sums = torch.zeros(4)
+        sums = torch.zeros(5)
         samples = []
         for codes, examples in self.val:
             codes = codes.to(self.accelerator.device)
             output = lm(codes)
             parts = loss_parts(output, lm, codes, c.loss)
-            sums += torch.stack([parts.text_sum, parts.audio_sum, parts.text_weight, parts.audio_weight]).float().cpu()
+            # The same targets with every example hearing another one's source: a model that
+            # listens does much worse; one that only continues its own English does not.
+            swapped = codes.clone()
+            swapped[:, 1 + lm.dep_q:] = codes[:, 1 + lm.dep_q:].roll(1, dims=0)
+            other = loss_parts(lm(swapped), lm, codes, c.loss)
+            sums += torch.stack([parts.text_sum, parts.audio_sum, parts.text_weight, parts.audio_weight,
+                                 other.text_sum]).float().cpu()
             if len(samples) < c.decode_samples:
                 text = output.text_logits[:, 0].nan_to_num().argmax(-1)
                 for row, example in zip(text.tolist(), examples):
                     hypothesis = self.base.tokenizer.decode([t for t in row if t > 3])
                     samples.append(f"ref: {example['target_text']}\n\nout: {hypothesis}")
         lm.train()
-        result = {"val_text_loss": (sums[0] / sums[2]).item(), "val_audio_loss": (sums[1] / sums[3]).item()}
+        result = {"val_text_loss": (sums[0] / sums[2]).item(), "val_audio_loss": (sums[1] / sums[3]).item(),
+                  "val_text_loss_other_source": (sums[4] / sums[2]).item()}
         self.accelerator.log({f"val/{k[4:]}": v for k, v in result.items()}, step=self.step)
         tracker = self.accelerator.get_tracker("tensorboard", unwrap=True)
         for i, sample in enumerate(samples[:c.decode_samples]):
             tracker.add_text(f"val/sample{i}", sample, self.step)
             logger.info("step %d sample %d: %s", self.step, i, sample.replace("\n\n", " | "))
-        logger.info("step %d: val text loss %.3f, audio loss %.3f", self.step, *result.values())
+        logger.info("step %d: val text loss %.3f, audio loss %.3f; text loss with another example's source %.3f",
+                    self.step, *result.values())
         return result
 
     def save(self) -> None:

@@ -18,7 +18,7 @@ PY=${PYTHON:-.venv/bin/python}
 if "$PY" -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then GPU=1; else GPU=0; fi
 WHERE=$("$PY" -c "import os, torch; print(torch.cuda.get_device_name() if torch.cuda.is_available() else f'CPU, {os.cpu_count()} cores')")
 pick() { if [ "$GPU" = 1 ]; then echo "$1"; else echo "$2"; fi; }
-HOURS=${HOURS:-$(pick 20 8)}
+HOURS=${HOURS:-$(pick 20 12)}
 CODEC_STEPS=${CODEC_STEPS:-$(pick 30000 0)}
 CODEC_BATCH=${CODEC_BATCH:-$(pick 32 4)}
 SFT_STEPS=${SFT_STEPS:-$(pick 6000 1800)}
