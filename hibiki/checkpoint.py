@@ -229,12 +229,14 @@ def save_checkpoint(
     lm_gen_config: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
     dtype: torch.dtype | None = None,
+    mimi_dtype: torch.dtype | None = None,
 ) -> Path:
     """Writes a Kyutai-format checkpoint directory, atomically (written aside, then renamed).
 
     `lm_config` holds the LMModel kwargs as in Kyutai's config.json; `mimi_config` the
     `get_mimi` config (None: Kyutai's standard Mimi, whose config moshi knows). `extra`
-    adds keys such as `model_id` or a model card pointer to config.json.
+    adds keys such as `model_id` or a model card pointer to config.json. `dtype` and
+    `mimi_dtype` store the LM's and the codec's floating-point weights in another precision.
     """
     directory = Path(directory)
     tmp = directory.with_name(f".{directory.name}.tmp-{os.getpid()}")
@@ -251,7 +253,7 @@ def save_checkpoint(
     config.pop("mimi_config_name", None)
     if mimi_config is not None:
         config["mimi_config_name"] = MIMI_CONFIG_NAME
-    write_mimi(tmp, mimi, mimi_config)
+    write_mimi(tmp, mimi, mimi_config, mimi_dtype)
     _save_state(lm, tmp / LM_NAME, dtype)
     (tmp / TOKENIZER_NAME).write_bytes(Path(tokenizer_path).read_bytes())
     (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2))

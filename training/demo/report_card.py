@@ -38,7 +38,7 @@ def markdown_table(header: list[str], rows: list[list[Any]]) -> list[str]:
     return lines + ["| " + " | ".join("-" if v is None else str(v) for v in row) + " |" for row in rows]
 
 
-def test_evaluations(out: Path) -> dict[str, dict]:
+def load_evaluations(out: Path) -> dict[str, dict]:
     """The recipe's evaluation summaries of the test split, by checkpoint (sft, grpo)."""
     return {name: s for name in ("sft", "grpo") if (s := load_json(out / "eval" / name / "summary.json"))}
 
@@ -91,7 +91,7 @@ def report(out: Path) -> Path:
     codec_history = torch.load(codec_state, weights_only=False, map_location="cpu")["history"] if codec_state.is_file() else None
     sft = load_json(out / "sft" / "train_summary.json")
     grpo = load_json(out / "grpo" / "grpo_summary.json")
-    evals = test_evaluations(out)
+    evals = load_evaluations(out)
     stages = [load_json(p) for p in sorted((out / "stages").glob("*.done"), key=lambda p: p.stat().st_mtime)]
 
     lines = ["# Demo French->English Hibiki: report card", "",
@@ -113,9 +113,10 @@ def report(out: Path) -> Path:
             lines.append(f"- prepared {split}: {ok} examples, {frames * 0.08 / 3600:.2f} h aligned")
     lines += ["", "## Codec", ""]
     if codec_eval:
-        lines += markdown_table(["Whisper WER original %", "WER reconstruction %", "STFT distance en", "STFT distance fr", "streaming RTF (1 thread)"],
-                        [[codec_eval["wer_original"], codec_eval["wer_codec"], codec_eval["stft_distance_en"],
-                          codec_eval["stft_distance_fr"], codec_eval["streaming_rtf_one_thread"]]])
+        lines += markdown_table(
+            ["Whisper WER original %", "WER reconstruction %", "STFT distance en", "STFT distance fr", "streaming RTF (1 thread)"],
+            [[codec_eval["wer_original"], codec_eval["wer_codec"], codec_eval["stft_distance_en"],
+              codec_eval["stft_distance_fr"], codec_eval["streaming_rtf_one_thread"]]])
     lines += ["", "## Training", ""]
     if sft:
         val = [r for r in sft["history"] if "val_text_loss" in r]
@@ -129,7 +130,7 @@ def report(out: Path) -> Path:
     _plot_training(sft, codec_history, out / "report_training.png")
     lines += ["", "![training curves](report_training.png)", "", "## Wall time per stage", ""]
     lines += markdown_table(["stage", "minutes", "where"],
-                    [[s["stage"], None if s.get("seconds") is None else round(s["seconds"] / 60, 1), s.get("where")] for s in stages])
+                            [[s["stage"], None if s.get("seconds") is None else round(s["seconds"] / 60, 1), s.get("where")] for s in stages])
     path = out / "REPORT.md"
     path.write_text("\n".join(lines) + "\n")
     return path

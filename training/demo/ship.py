@@ -3,7 +3,7 @@
     python -m training.demo.ship OUT [--checkpoint DIR] [--dest hibiki/default_model]
 
 OUT is the recipe's output directory (run.sh's OUT). The checkpoint defaults to the GRPO
-stage's best one, else the supervised stage's latest. Weights are written in float16 (half
+stage's best one once that stage has finished, else the supervised stage's latest. Weights are written in float16 (half
 the repository's size; loaded back as float32) in the Kyutai format, beside a model card
 (README.md) whose metric table comes from the recipe's evaluations of the test split.
 """
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import torch
 
-from hibiki.checkpoint import load_checkpoint, save_checkpoint, write_mimi
+from hibiki.checkpoint import load_checkpoint, save_checkpoint
 from hibiki.default_model import SHIPPED
-from training.demo.report_card import evaluation_table, load_json, test_evaluations
+from training.demo.report_card import evaluation_table, load_evaluations, load_json
 
 CARD = """# hibiki-demo-fr-en: the embedded default model
 
@@ -53,7 +53,8 @@ codec was trained on espeak voices only, so real voices are reproduced poorly.
 
 
 def default_checkpoint(out: Path) -> Path:
-    if (out / "grpo" / "best" / "config.json").is_file():
+    """The GRPO stage's best once that stage has finished (its summary is written last), else the latest SFT one."""
+    if (out / "grpo" / "grpo_summary.json").is_file():
         return out / "grpo" / "best"
     latest = load_json(out / "sft" / "latest.json")
     if latest is None:
@@ -62,13 +63,12 @@ def default_checkpoint(out: Path) -> Path:
 
 
 def ship(out: Path, checkpoint: Path, dest: Path) -> Path:
-    base = load_checkpoint(checkpoint, device="cpu", dtype=torch.float32)
+    base = load_checkpoint(str(checkpoint), device="cpu", dtype=torch.float32)
     config = base.lm_config
     save_checkpoint(dest, base.lm, base.mimi, base.info.tokenizer, config, mimi_config=base.info.mimi_config,
                     model_type=base.info.model_type, lm_gen_config=base.info.lm_gen_config,
-                    extra=dict(model_id=dict(name="hibiki-demo-fr-en")), dtype=torch.float16)
-    write_mimi(dest, base.mimi, base.info.mimi_config, dtype=torch.float16)
-    evals = test_evaluations(out)
+                    extra=dict(model_id=dict(name="hibiki-demo-fr-en")), dtype=torch.float16, mimi_dtype=torch.float16)
+    evals = load_evaluations(out)
     corpus = load_json(out / "corpus" / "summary.json") or {}
     card = CARD.format(
         params=sum(p.numel() for p in base.lm.parameters()) / 1e6, acoustic_delay=config["delays"][2] - config["delays"][1],

@@ -37,13 +37,15 @@ def sample_rollouts(lm: LMModel, sources: Sequence[torch.Tensor], temp: float = 
     of 16 streams costs a few times one stream, not 16 times. Each source [n_src, T_b] is a
     source stream as the engine feeds it (input EOS included); a GRPO group repeats one.
 
-    Sources of different lengths are padded to the longest: the model is causal, so frames
-    past a source's end change nothing before it; they are blanked (-1 / NaN) in the result.
+    Sources of different lengths are padded to the longest with the zero token (fed as code
+    0): the model is causal, so frames past a source's end change nothing before it; they are
+    blanked (-1 / NaN) in the result.
     """
     lengths = torch.tensor([s.shape[1] for s in sources])
     frames = int(lengths.max())
     batch = len(sources)
-    padded = torch.stack([torch.nn.functional.pad(s, (0, frames - s.shape[1])) for s in sources]).to(lm.device)
+    padded = torch.stack([torch.nn.functional.pad(s.cpu(), (0, frames - s.shape[1]), value=ZERO_TOKEN) for s in sources])
+    fed = padded.clamp(min=0).to(lm.device)
     dep_q = lm.dep_q
     text: list[tuple[torch.Tensor, torch.Tensor]] = []  # per step: sampled text tokens [B], their log-probs [B]
     audio: list[tuple[torch.Tensor, torch.Tensor]] = []  # per step: tokens [B, dep_q], log-probs [B, dep_q]
@@ -74,7 +76,7 @@ def sample_rollouts(lm: LMModel, sources: Sequence[torch.Tensor], temp: float = 
     try:
         with lm_gen.streaming(batch):
             for n in range(frames + 1):
-                lm_gen.step(padded[:, :, max(n - 1, 0), None])
+                lm_gen.step(fed[:, :, max(n - 1, 0), None])
     finally:
         lm.forward_depformer = original
 
@@ -88,13 +90,12 @@ def sample_rollouts(lm: LMModel, sources: Sequence[torch.Tensor], temp: float = 
         steps = range(lm.delays[1 + k], frames)
         codes[:, 1 + k, :len(steps)] = torch.stack([audio[n][0][:, k] for n in steps], dim=1)
         logprobs[:, 1 + k, :len(steps)] = torch.stack([audio[n][1][:, k] for n in steps], dim=1)
-    codes[:, 1 + dep_q:] = padded.cpu()
+    codes[:, 1 + dep_q:] = padded
     # Blank what lies past each source's own end, as a rollout of that source alone would.
     step_of = torch.arange(frames)[None, :] + torch.tensor(lm.delays[:1 + dep_q])[:, None]  # [1 + dep_q, T]
     past_end = step_of[None] >= lengths[:, None, None]
     codes[:, :1 + dep_q][past_end] = ZERO_TOKEN
     logprobs[past_end] = float("nan")
-    codes[:, 1 + dep_q:][(torch.arange(frames)[None, :] >= lengths[:, None])[:, None].expand_as(codes[:, 1 + dep_q:])] = ZERO_TOKEN
     return Rollout(codes, logprobs)
 
 
