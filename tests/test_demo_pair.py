@@ -127,7 +127,16 @@ def test_report_card_tabulates_the_stage_outputs(tmp_path):
         summary = {"utterances": 109, "text_bleu": bleu, "asr_bleu": 30.1, "laal_s": laal, "end_offset_s": 1.0,
                    "rtf": 0.5, "run": {"command": f"hibiki eval --model {name} --out x"}}
         (tmp_path / "eval" / name / "summary.json").write_text(json.dumps(summary))
+    for phase, steps in (("sft_text", 40), ("sft", 20)):
+        history = [{"step": 20 * i, "text_loss": 2.0 / i, "audio_loss": 5.0 / i} for i in range(1, steps // 20 + 1)]
+        history[-1].update(val_text_loss=1.25, val_text_loss_other_source=1.75)
+        (tmp_path / phase).mkdir()
+        (tmp_path / phase / "train_summary.json").write_text(json.dumps(
+            {"steps": steps, "wall_s": 600, "frames_per_s": 500.0, "history": history}))
     text = report(tmp_path).read_text()
+    assert "- supervised (text only): 40 steps, 10 min, 500 frames/s, final valid text loss 1.250 (1.750 with" in text
+    assert "- supervised (text + audio): 20 steps" in text
+    assert (tmp_path / "report_training.png").stat().st_size > 1000
     assert "| sft | 109 | 41.5 | 30.1 | 3.2 | 1.0 |" in text and "| grpo | 109 | 41.0 |" in text
     assert "`hibiki eval --model grpo --out x`" in text
     assert "| corpus | 10.0 | CPU |" in text and "| train | 975 | 1.66 |" in text

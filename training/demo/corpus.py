@@ -44,6 +44,7 @@ class CorpusConfig:
     pause_s: list[float] = field(default_factory=lambda: [0.3, 0.9])
     rate_wpm: list[int] = field(default_factory=lambda: [140, 180])
     pitch: list[int] = field(default_factory=lambda: [30, 70])
+    french_variants: list[str] = field(default_factory=lambda: list(FRENCH_VARIANTS))  # "": espeak-ng's plain voice
     workers: int = 2
     seed: int = 0
 
@@ -76,7 +77,7 @@ def build_chunk(args: tuple[CorpusConfig, int]) -> dict[str, int]:
             group = pairs[position:position + rng.randint(1, config.max_sentences)]
             position += len(group)
             utterance_id = f"{split}-{index:05d}-{len(rows):04d}"
-            french = Voice("fr", rng.choice(FRENCH_VARIANTS), rng.randint(*config.rate_wpm), rng.randint(*config.pitch))
+            french = Voice("fr", rng.choice(config.french_variants) or None, rng.randint(*config.rate_wpm), rng.randint(*config.pitch))
             english = Voice("en-us", rng.choice(ENGLISH_VARIANTS), 160, 50)
             pause = rng.uniform(*config.pause_s)
             source, spans = speak_sentences(tts, [p.fr for p in group], french, pause)

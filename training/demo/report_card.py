@@ -63,19 +63,26 @@ def _plot_quality_latency(evals: dict[str, dict], path: Path) -> None:
     plt.close(fig)
 
 
-def _plot_training(sft: dict | None, codec: dict | None, path: Path) -> None:
+def _plot_training(phases: dict[str, dict], codec: list | None, path: Path) -> None:
+    """Codec loss; the supervised phases one after the other on one step axis."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
     if codec:
         axes[0].plot([r["step"] for r in codec], [r["stft"] for r in codec])
     axes[0].set_title("codec: multi-resolution STFT loss")
     axes[0].set_xlabel("step")
-    if sft:
-        history = sft["history"]
-        axes[1].plot([r["step"] for r in history], [r["text_loss"] for r in history], label="text (train)")
-        axes[1].plot([r["step"] for r in history], [r["audio_loss"] for r in history], label="audio (train)")
+    offset = 0
+    for name, summary in phases.items():
+        history = summary["history"]
+        steps = [offset + r["step"] for r in history]
+        axes[1].plot(steps, [r["text_loss"] for r in history], label=f"text (train, {name})")
+        if name != "sft_text":
+            axes[1].plot(steps, [r["audio_loss"] for r in history], label=f"audio (train, {name})")
         val = [r for r in history if "val_text_loss" in r]
-        axes[1].plot([r["step"] for r in val], [r["val_text_loss"] for r in val], "o-", label="text (valid)")
-        axes[1].legend()
+        for key, label in (("val_text_loss", "text (valid)"), ("val_text_loss_other_source", "text (valid, other source)")):
+            axes[1].plot([offset + r["step"] for r in val], [r[key] for r in val], "o-", label=f"{label}, {name}")
+        offset += summary["steps"]
+    if phases:
+        axes[1].legend(fontsize=6)
     axes[1].set_title("supervised stage: losses")
     axes[1].set_xlabel("step")
     fig.tight_layout()
@@ -89,7 +96,7 @@ def report(out: Path) -> Path:
     codec_eval = load_json(out / "codec" / "eval.json")
     codec_state = out / "codec" / "state.pt"
     codec_history = torch.load(codec_state, weights_only=False, map_location="cpu")["history"] if codec_state.is_file() else None
-    sft = load_json(out / "sft" / "train_summary.json")
+    phases = {name: summary for name in ("sft_text", "sft") if (summary := load_json(out / name / "train_summary.json"))}
     grpo = load_json(out / "grpo" / "grpo_summary.json")
     evals = load_evaluations(out)
     stages = [load_json(p) for p in sorted((out / "stages").glob("*.done"), key=lambda p: p.stat().st_mtime)]
@@ -118,16 +125,20 @@ def report(out: Path) -> Path:
             [[codec_eval["wer_original"], codec_eval["wer_codec"], codec_eval["stft_distance_en"],
               codec_eval["stft_distance_fr"], codec_eval["streaming_rtf_one_thread"]]])
     lines += ["", "## Training", ""]
-    if sft:
-        val = [r for r in sft["history"] if "val_text_loss" in r]
-        lines.append(f"- supervised: {sft['steps']} steps, {sft['wall_s'] / 60:.0f} min, {sft['frames_per_s']:.0f} frames/s"
-                     + (f", final valid text loss {val[-1]['val_text_loss']:.3f}" if val else ""))
+    for name, summary in phases.items():
+        val = [r for r in summary["history"] if "val_text_loss" in r]
+        line = (f"- supervised ({'text only' if name == 'sft_text' else 'text + audio'}): {summary['steps']} steps, "
+                f"{summary['wall_s'] / 60:.0f} min, {summary['frames_per_s']:.0f} frames/s")
+        if val:  # the loss with another example's source says how much the model listens
+            line += f", final valid text loss {val[-1]['val_text_loss']:.3f}"
+            line += f" ({val[-1]['val_text_loss_other_source']:.3f} with another example's source)"
+        lines.append(line)
     if grpo:
         first, last = grpo["history"][0], grpo["history"][-1]
         lines.append(f"- GRPO: {len(grpo['history']) - 1} steps, {grpo['wall_s'] / 60:.0f} min; validation BLEU "
                      f"{first.get('val_bleu')} -> {last.get('val_bleu')}, LAAL {first.get('val_laal_s', 0):.2f} -> "
                      f"{last.get('val_laal_s', 0):.2f} s")
-    _plot_training(sft, codec_history, out / "report_training.png")
+    _plot_training(phases, codec_history, out / "report_training.png")
     lines += ["", "![training curves](report_training.png)", "", "## Wall time per stage", ""]
     lines += markdown_table(["stage", "minutes", "where"],
                             [[s["stage"], None if s.get("seconds") is None else round(s["seconds"] / 60, 1), s.get("where")] for s in stages])
