@@ -57,6 +57,17 @@ def test_corpus_rows_serve_prepare_eval_and_codec(tmp_path):
     assert (out / "train" / "manifest.jsonl").read_text() == before
 
 
+def test_corpus_refuses_voices_espeak_would_replace_silently():
+    import pytest
+
+    from training.demo.corpus import CorpusConfig, check_voices
+
+    check_voices(CorpusConfig(french_variants=["", "m3", "f2"]))
+    for bad in (["m3", "zz9"], []):
+        with pytest.raises(ValueError, match="french_variants must list espeak-ng variants"):
+            check_voices(CorpusConfig(french_variants=bad))
+
+
 def test_codec_trains_saves_in_mimi_format_and_resumes(tmp_path):
     from moshi.models import loaders
 

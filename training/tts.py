@@ -93,6 +93,11 @@ class Espeak:
             raise TTSError(f"espeak-ng failed on {text!r} with voice {voice.espeak_voice}: {result.stderr.decode(errors='replace')}")
         return read_audio_bytes(result.stdout, f"espeak-ng {voice.espeak_voice}", SAMPLE_RATE)
 
+    def variants(self) -> set[str]:
+        """Voice variant names this espeak-ng knows: it falls back silently on any other name."""
+        result = subprocess.run([self.binary, "--voices=variant"], capture_output=True, text=True, timeout=60)
+        return {line.split()[4].removeprefix("!v/") for line in result.stdout.splitlines()[1:] if len(line.split()) >= 5}
+
     def _voiced_length(self, word: str, voice: Voice) -> float:
         voiced = np.flatnonzero(np.abs(self.synthesize(word, voice)) > VOICED_THRESHOLD)
         return (voiced[-1] - voiced[0] + 1) / SAMPLE_RATE if voiced.size else 0.0

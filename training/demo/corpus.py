@@ -27,7 +27,7 @@ from tqdm import tqdm
 from hibiki.audio import SAMPLE_RATE
 from training.config import config_from_argv
 from training.demo.sentences import SPLITS, SentenceGenerator, split_of
-from training.tts import Espeak, Voice, speak_sentences
+from training.tts import Espeak, TTSError, Voice, speak_sentences
 
 logger = logging.getLogger("hibiki.corpus")
 
@@ -102,7 +102,17 @@ def build_chunk(args: tuple[CorpusConfig, int]) -> dict[str, int]:
     return counts
 
 
+def check_voices(config: CorpusConfig) -> None:
+    """Fails before any work on voices espeak-ng would silently replace with its default."""
+    known = Espeak().variants()
+    unknown = [v for v in config.french_variants if v and v not in known]
+    if not config.french_variants or unknown:
+        raise ValueError(f"french_variants must list espeak-ng variants (e.g. m3, f2) or \"\" for the plain voice; "
+                         f"got {config.french_variants}" + (f", unknown: {unknown}" if unknown else ""))
+
+
 def build(config: CorpusConfig) -> dict:
+    check_voices(config)
     chunks = max(1, round(config.hours * 3600 / (config.sentences_per_chunk * SECONDS_PER_SENTENCE)))
     totals: dict[str, float] = {}
     with ProcessPoolExecutor(config.workers) as pool, tqdm(total=chunks, desc="corpus", unit="chunk", disable=None) as bar:
@@ -123,7 +133,10 @@ def build(config: CorpusConfig) -> dict:
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = config_from_argv(CorpusConfig, __doc__.split("\n\n")[0])
-    summary = build(config)
+    try:
+        summary = build(config)
+    except (ValueError, TTSError) as exc:
+        raise SystemExit(f"error: {exc}") from None
     print("demo corpus in " + config.out + ": " + ", ".join(
         f"{split} {s['utterances']} utterances ({s['hours']} h French + as much English)" for split, s in summary.items()))
 

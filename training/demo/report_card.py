@@ -79,7 +79,9 @@ def _plot_training(phases: dict[str, dict], codec: list | None, path: Path) -> N
             axes[1].plot(steps, [r["audio_loss"] for r in history], label=f"audio (train, {name})")
         val = [r for r in history if "val_text_loss" in r]
         for key, label in (("val_text_loss", "text (valid)"), ("val_text_loss_other_source", "text (valid, other source)")):
-            axes[1].plot([offset + r["step"] for r in val], [r[key] for r in val], "o-", label=f"{label}, {name}")
+            points = [(offset + r["step"], r[key]) for r in val if key in r]  # runs before the probe lack the second
+            if points:
+                axes[1].plot(*zip(*points), "o-", label=f"{label}, {name}")
         offset += summary["steps"]
     if phases:
         axes[1].legend(fontsize=6)
@@ -131,7 +133,8 @@ def report(out: Path) -> Path:
                 f"{summary['wall_s'] / 60:.0f} min, {summary['frames_per_s']:.0f} frames/s")
         if val:  # the loss with another example's source says how much the model listens
             line += f", final valid text loss {val[-1]['val_text_loss']:.3f}"
-            line += f" ({val[-1]['val_text_loss_other_source']:.3f} with another example's source)"
+            if "val_text_loss_other_source" in val[-1]:
+                line += f" ({val[-1]['val_text_loss_other_source']:.3f} with another example's source)"
         lines.append(line)
     if grpo:
         first, last = grpo["history"][0], grpo["history"][-1]

@@ -3,8 +3,9 @@
     python -m training.demo.ship OUT [--checkpoint DIR] [--dest hibiki/default_model]
 
 OUT is the recipe's output directory (run.sh's OUT). The checkpoint defaults to the GRPO
-stage's best one once that stage has finished, else the supervised stage's latest. Weights are written in float16 (half
-the repository's size; loaded back as float32) in the Kyutai format, beside a model card
+stage's best one once that stage has finished, else the supervised stage's latest. Weights
+are written in float16 (half the repository's size; loaded back as float32) in the Kyutai
+format, beside a model card
 (README.md) whose metric table comes from the recipe's evaluations of the test split.
 """
 
