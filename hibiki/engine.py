@@ -142,10 +142,10 @@ class BatchedTranslator:
         conditions = get_condition_tensors(checkpoint.info.model_type, self.lm, slots, self.sampling.cfg_coef)
         sampling = self.sampling
         self.slot_sampling: SlotSampling | None = None
-        if sampling.cfg_coef == 1.0:  # per-slot settings; LMGen then draws from the shaped logits as they are
+        if sampling.cfg_coef == 1.0:  # per-slot settings; LMGen then takes the argmax of the shaped logits
             self.slot_sampling = SlotSampling(self.lm, slots, sampling.temp, sampling.top_k, sampling.temp_text,
                                               sampling.top_k_text, sampling.use_sampling)
-            sampling = Sampling(temp=1.0, temp_text=1.0, top_k=0, top_k_text=0, use_sampling=True)
+            sampling = Sampling(temp=1.0, temp_text=1.0, top_k=0, top_k_text=0, use_sampling=False)
         self.lm_gen = LMGen(
             self.lm, use_sampling=sampling.use_sampling, temp=sampling.temp, temp_text=sampling.temp_text,
             top_k=sampling.top_k, top_k_text=sampling.top_k_text, cfg_coef=sampling.cfg_coef,

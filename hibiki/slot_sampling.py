@@ -1,10 +1,12 @@
 """Sampling settings per batch slot, so each stream of one batch can sample its own way.
 
 moshi's `LMGen` samples every slot with one temperature and top-k. Here LMGen is set to
-plain sampling (temperature 1, no top-k) and the logits are shaped per slot before it
-samples: divided by the slot's temperature, then everything below the slot's k-th best
-is masked. That is the distribution moshi's `sample_token` draws from with those
-settings; greedy is top-k 1. Text logits are shaped through LMGen's own
+greedy (argmax) and the logits are shaped per slot before it picks: divided by the slot's
+temperature, everything below the slot's k-th best masked, then Gumbel noise added, so
+the argmax is a draw from the distribution moshi's `sample_token` draws from with those
+settings (the Gumbel-max trick); greedy is top-k 1. On a CPU this is ~4x cheaper than
+moshi's multinomial, whose exponential noise over the whole card cost ~0.6 ms per
+codebook at 16 slots, ~8 % of a tick. Text logits are shaped through LMGen's own
 `on_text_logits_hook`; audio logits by wrapping the model's `forward_depformer`, the one
 call that produces them (captured in CUDA graphs like the rest, as the settings are
 tensors updated in place).
@@ -78,5 +80,6 @@ def _shape(logits: torch.Tensor, temp: torch.Tensor, top_k: torch.Tensor, max_k:
     scaled = logits.float() / temp.view(per_slot)
     index = (top_k.view(per_slot) - 1).expand(*scaled.shape[:-1], 1)
     kth_best = scaled.topk(max_k, dim=-1).values.gather(-1, index)
-    return scaled.masked_fill(scaled < kth_best, float("-inf")).to(logits.dtype)
+    gumbel = torch.rand_like(scaled).clamp_(min=torch.finfo(scaled.dtype).tiny).log_().neg_().log_().neg_()
+    return (scaled + gumbel).masked_fill(scaled < kth_best, float("-inf")).to(logits.dtype)
 

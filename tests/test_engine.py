@@ -11,6 +11,7 @@ from conftest import frames
 from hibiki.audio import FRAME_SIZE
 from hibiki.checkpoint import load_checkpoint
 from hibiki.engine import BatchedTranslator, NoFreeSlot, Sampling
+from hibiki.slot_sampling import SlotSampling
 
 GREEDY = Sampling(use_sampling=False)
 
@@ -118,6 +119,27 @@ def test_each_stream_samples_its_own_way(tiny_dir):
         translator.attach(sampling=Sampling(cfg_coef=3.0))
     with pytest.raises(ValueError, match=">= 0"):
         translator.attach(sampling=Sampling(temp=-1.0))
+
+
+@torch.no_grad()
+def test_shaped_logits_argmax_draws_from_each_slots_distribution(tiny_dir):
+    """The argmax LMGen takes of the shaped logits is a draw from softmax(top-k(logits / temp))."""
+    lm = load_checkpoint(tiny_dir).lm
+    sampling = SlotSampling(lm, slots=2, temp=1.0, top_k=0, temp_text=0.5, top_k_text=3, use_sampling=True)
+    sampling.set(1, temp=1.0, top_k=0, temp_text=1.0, top_k_text=0, use_sampling=False)
+    torch.manual_seed(0)
+    logits = (torch.randn(lm.text_card) * 0.5).expand(2, 1, 1, -1).contiguous()
+    draws = []
+    for _ in range(4000):
+        shaped = logits.clone()
+        sampling.shape_text(shaped)
+        draws.append(shaped.argmax(-1).view(2))
+    draws = torch.stack(draws)
+    best3 = (logits[0, 0, 0] / 0.5).topk(3)
+    observed = torch.stack([(draws[:, 0] == i).float().mean() for i in best3.indices])
+    assert observed.sum() == 1.0  # nothing outside the slot's top 3
+    torch.testing.assert_close(observed, best3.values.softmax(-1), atol=0.03, rtol=0)
+    assert (draws[:, 1] == logits[1].argmax()).all()  # the greedy slot
 
 
 def test_text_eos_after_input_eos_ends_stream_and_frees_slot(eos_dir):
