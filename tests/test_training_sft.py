@@ -129,3 +129,18 @@ def test_lora_trains_adapters_only_and_saves_merged_weights(tiny_dir, eight_exam
     assert set(merged) == set(base)  # plain Kyutai weights: adapters folded in
     changed = [k for k in base if not torch.equal(base[k], merged[k])]
     assert changed and all(k.endswith("weight") for k in changed)
+
+
+def test_best_validation_checkpoint_is_recorded_and_outlives_pruning(tiny_dir, eight_examples, tmp_path):
+    # A learning rate this large makes the loss blow up after the first steps: the best
+    # validation checkpoint is then an early one, which pruning to 1 checkpoint must spare.
+    out = tmp_path / "diverging"
+    config = SFTConfig(data=str(eight_examples), val_data=str(eight_examples), model=str(tiny_dir), out=str(out), max_steps=6,
+                       batch_size=2, lr=1.0, warmup_steps=1, eval_every=1, save_every=1, keep_checkpoints=1, shuffle_buffer=0)
+    history = Trainer(config).train()["history"]
+    losses = {r["step"]: r["val_text_loss"] for r in history}
+    best = json.loads((out / "best.json").read_text())
+    assert best["step"] == min(losses, key=losses.get) < 6
+    assert best["val_text_loss"] == pytest.approx(losses[best["step"]])
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == [f"step-{best['step']:06d}", "step-000006"]
+    assert load_checkpoint(best["checkpoint"]).lm is not None

@@ -5,6 +5,8 @@
     OUT/state/step-NNNNNN/         accelerate state (weights, optimizer, scheduler, RNG) and
                                    each process's data position
     OUT/latest.json                the newest complete pair, replaced atomically last
+    OUT/best.json                  the saved checkpoint with the lowest validation text loss
+                                   so far (kept when older ones are pruned)
 
 A run killed at any moment resumes from `latest.json`: a half-written step directory is
 never referenced.
@@ -24,6 +26,7 @@ from moshi.modules.lora import replace_lora_with_linear
 from hibiki.checkpoint import Checkpoint, save_checkpoint
 
 LATEST = "latest.json"
+BEST = "best.json"
 
 
 def save_kyutai(lm: torch.nn.Module, base: Checkpoint, directory: Path, dtype: torch.dtype | None) -> Path:
@@ -34,19 +37,19 @@ def save_kyutai(lm: torch.nn.Module, base: Checkpoint, directory: Path, dtype: t
                            lm_gen_config=base.info.lm_gen_config, dtype=dtype)
 
 
-def read_latest(out: Path) -> dict | None:
-    path = out / LATEST
+def read_record(out: Path, name: str = LATEST) -> dict | None:
+    path = out / name
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def write_latest(out: Path, record: dict) -> None:
-    tmp = out / f".{LATEST}.tmp"
+def write_record(out: Path, record: dict, name: str = LATEST) -> None:
+    tmp = out / f".{name}.tmp"
     tmp.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(tmp, out / LATEST)
+    os.replace(tmp, out / name)
 
 
-def prune(folder: Path, keep: int) -> None:
-    """Keeps the newest `keep` step-* directories."""
-    steps = sorted(folder.glob("step-*"))
+def prune(folder: Path, keep: int, spare: Path | None = None) -> None:
+    """Keeps the newest `keep` step-* directories, and `spare`."""
+    steps = [s for s in sorted(folder.glob("step-*")) if spare is None or s.resolve() != spare.resolve()]
     for old in steps[:-keep] if keep > 0 else []:
         shutil.rmtree(old, ignore_errors=True)

@@ -30,7 +30,7 @@ from hibiki.checkpoint import load_checkpoint
 from hibiki.default_model import default_model
 
 from training.batches import batches, collate, open_examples
-from training.checkpoints import prune, read_latest, save_kyutai, write_latest
+from training.checkpoints import BEST, prune, read_record, save_kyutai, write_record
 from training.config import config_from_argv
 from training.loss import LossWeights, combine, loss_parts
 
@@ -109,13 +109,14 @@ class Trainer:
         a = self.accelerator
         self.dataset = open_examples(config.data, a.process_index, a.num_processes, config.shuffle_buffer, config.seed)
         self.step = 0
-        latest = read_latest(self.out)
+        latest = read_record(self.out)
         if latest is not None:
             a.load_state(latest["state"])
             self.dataset.load_state_dict(json.loads((Path(latest["state"]) / f"data-rank{a.process_index}.json").read_text()))
             self.step = latest["step"]
             logger.info("resumed from step %d (%s)", self.step, latest["state"])
         self.val = self._validation_batches()
+        self.val_step_loss: tuple[int, float] | None = None  # the last validation: (step, text loss)
 
     def _validation_batches(self) -> list[tuple[torch.Tensor, list[dict]]]:
         c = self.config
@@ -161,6 +162,7 @@ class Trainer:
                 bar.set_postfix(text=f"{text_loss:.3f}", audio=f"{audio_loss:.3f}")
             if self.val and (self.step % c.eval_every == 0 or self.step == c.max_steps):
                 record.update(self.validate())
+                self.val_step_loss = (self.step, record["val_text_loss"])
             if self.step % c.save_every == 0 or self.step == c.max_steps:
                 self.save()
         bar.close()
@@ -214,10 +216,24 @@ class Trainer:
         if a.is_main_process:
             checkpoint = save_kyutai(self.lm, self.base, self.out / "checkpoints" / f"step-{self.step:06d}",
                                      getattr(torch, c.save_dtype))
-            write_latest(self.out, {"step": self.step, "state": str(state), "checkpoint": str(checkpoint)})
+            write_record(self.out, {"step": self.step, "state": str(state), "checkpoint": str(checkpoint)})
+            best = self._update_best(checkpoint)
             prune(self.out / "state", c.keep_states)
-            prune(self.out / "checkpoints", c.keep_checkpoints)
+            prune(self.out / "checkpoints", c.keep_checkpoints, spare=Path(best["checkpoint"]) if best else None)
         a.wait_for_everyone()
+
+
+    def _update_best(self, checkpoint: Path) -> dict | None:
+        """OUT/best.json: a small model trained from scratch on a small corpus overfits (the
+        demo's validation text loss rose again after ~3 epochs), so the last checkpoint is not
+        always the one to continue from or to ship."""
+        best = read_record(self.out, BEST)
+        if self.val_step_loss is not None and self.val_step_loss[0] == self.step:
+            loss = self.val_step_loss[1]
+            if best is None or loss < best["val_text_loss"]:
+                best = {"step": self.step, "val_text_loss": loss, "checkpoint": str(checkpoint)}
+                write_record(self.out, best, BEST)
+        return best
 
 
 def _flat(d: dict, prefix: str = "") -> dict:

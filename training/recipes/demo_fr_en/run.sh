@@ -18,7 +18,7 @@ PY=${PYTHON:-.venv/bin/python}
 if "$PY" -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then GPU=1; else GPU=0; fi
 WHERE=$("$PY" -c "import os, torch; print(torch.cuda.get_device_name() if torch.cuda.is_available() else f'CPU, {os.cpu_count()} cores')")
 pick() { if [ "$GPU" = 1 ]; then echo "$1"; else echo "$2"; fi; }
-HOURS=${HOURS:-$(pick 20 12)}
+HOURS=${HOURS:-$(pick 80 24)}  # French speech; ~3 epochs of a corpus is where the demo LM starts to overfit
 CODEC_STEPS=${CODEC_STEPS:-$(pick 30000 0)}
 CODEC_BATCH=${CODEC_BATCH:-$(pick 32 4)}
 SFT_TEXT_STEPS=${SFT_TEXT_STEPS:-$(pick 4000 1500)}
@@ -43,7 +43,8 @@ stage() {
   mkdir -p "$OUT/stages"
   echo "{\"stage\": \"$name\", \"seconds\": $(( $(date +%s) - start )), \"where\": \"$WHERE\"}" > "$OUT/stages/$name.done"
 }
-latest() { "$PY" -c "import json, sys; print(json.load(open(sys.argv[1]))['checkpoint'])" "$1/latest.json"; }
+# checkpoint DIR [best|latest]: a training stage's checkpoint from its DIR/best.json or DIR/latest.json
+checkpoint() { "$PY" -c "import json, sys; print(json.load(open(sys.argv[1]))['checkpoint'])" "$1/${2:-latest}.json"; }
 
 stage corpus "$PY" -m training.demo.corpus out="$OUT/corpus" hours="$HOURS" workers="$WORKERS"
 if [ "$CODEC_STEPS" -gt 0 ]; then
@@ -59,12 +60,13 @@ for split in train valid test; do
     model="$OUT/base" out="$OUT/data/$split" workers="$WORKERS"
 done
 # Supervised stage in two phases: text only first (the LM learns to listen without the
-# target-audio loss pulling its trunk toward speech synthesis), then text + audio.
+# target-audio loss pulling its trunk toward speech synthesis), then text + audio from the
+# text phase's best validation checkpoint (on a small corpus the LM overfits after ~3 epochs).
 stage sft_text "$PY" -m training.sft "$RECIPE/sft.yaml" data="$OUT/data/train" val_data="$OUT/data/valid" model="$OUT/base" \
   out="$OUT/sft_text" max_steps="$SFT_TEXT_STEPS" batch_size="$SFT_BATCH" loss.audio_weight=0
-stage sft "$PY" -m training.sft "$RECIPE/sft.yaml" data="$OUT/data/train" val_data="$OUT/data/valid" model="$(latest "$OUT/sft_text")" \
+stage sft "$PY" -m training.sft "$RECIPE/sft.yaml" data="$OUT/data/train" val_data="$OUT/data/valid" model="$(checkpoint "$OUT/sft_text" best)" \
   out="$OUT/sft" max_steps="$SFT_STEPS" batch_size="$SFT_BATCH"
-SFT=$(latest "$OUT/sft")
+SFT=$(checkpoint "$OUT/sft")
 stage grpo "$PY" -m training.grpo.train "$RECIPE/grpo.yaml" model="$SFT" data="$OUT/data/train" val_data="$OUT/data/valid" \
   out="$OUT/grpo" max_steps="$GRPO_STEPS"
 LIMIT=()
