@@ -50,6 +50,7 @@ def write_record(out: Path, record: dict, name: str = LATEST) -> None:
 
 def prune(folder: Path, keep: int, spare: Path | None = None) -> None:
     """Keeps the newest `keep` step-* directories, and `spare`."""
-    steps = [s for s in sorted(folder.glob("step-*")) if spare is None or s.resolve() != spare.resolve()]
+    spared = spare.resolve() if spare is not None else None
+    steps = [s for s in sorted(folder.glob("step-*")) if s.resolve() != spared]
     for old in steps[:-keep] if keep > 0 else []:
         shutil.rmtree(old, ignore_errors=True)

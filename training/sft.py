@@ -116,7 +116,6 @@ class Trainer:
             self.step = latest["step"]
             logger.info("resumed from step %d (%s)", self.step, latest["state"])
         self.val = self._validation_batches()
-        self.val_step_loss: tuple[int, float] | None = None  # the last validation: (step, text loss)
 
     def _validation_batches(self) -> list[tuple[torch.Tensor, list[dict]]]:
         c = self.config
@@ -162,9 +161,8 @@ class Trainer:
                 bar.set_postfix(text=f"{text_loss:.3f}", audio=f"{audio_loss:.3f}")
             if self.val and (self.step % c.eval_every == 0 or self.step == c.max_steps):
                 record.update(self.validate())
-                self.val_step_loss = (self.step, record["val_text_loss"])
             if self.step % c.save_every == 0 or self.step == c.max_steps:
-                self.save()
+                self.save(record.get("val_text_loss"))
         bar.close()
         a.end_training()
         elapsed = time.perf_counter() - start
@@ -206,7 +204,8 @@ class Trainer:
                     self.step, *result.values())
         return result
 
-    def save(self) -> None:
+    def save(self, val_text_loss: float | None = None) -> None:
+        """Saves this step; `val_text_loss` is this step's validation, if it ran."""
         a, c = self.accelerator, self.config
         state = self.out / "state" / f"step-{self.step:06d}"
         a.wait_for_everyone()
@@ -217,22 +216,19 @@ class Trainer:
             checkpoint = save_kyutai(self.lm, self.base, self.out / "checkpoints" / f"step-{self.step:06d}",
                                      getattr(torch, c.save_dtype))
             write_record(self.out, {"step": self.step, "state": str(state), "checkpoint": str(checkpoint)})
-            best = self._update_best(checkpoint)
+            best = self._update_best(checkpoint, val_text_loss)
             prune(self.out / "state", c.keep_states)
             prune(self.out / "checkpoints", c.keep_checkpoints, spare=Path(best["checkpoint"]) if best else None)
         a.wait_for_everyone()
 
-
-    def _update_best(self, checkpoint: Path) -> dict | None:
+    def _update_best(self, checkpoint: Path, val_text_loss: float | None) -> dict | None:
         """OUT/best.json: a small model trained from scratch on a small corpus overfits (the
         demo's validation text loss rose again after ~3 epochs), so the last checkpoint is not
         always the one to continue from or to ship."""
         best = read_record(self.out, BEST)
-        if self.val_step_loss is not None and self.val_step_loss[0] == self.step:
-            loss = self.val_step_loss[1]
-            if best is None or loss < best["val_text_loss"]:
-                best = {"step": self.step, "val_text_loss": loss, "checkpoint": str(checkpoint)}
-                write_record(self.out, best, BEST)
+        if val_text_loss is not None and (best is None or val_text_loss < best["val_text_loss"]):
+            best = {"step": self.step, "val_text_loss": val_text_loss, "checkpoint": str(checkpoint)}
+            write_record(self.out, best, BEST)
         return best
 
 

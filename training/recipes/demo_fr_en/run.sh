@@ -43,8 +43,13 @@ stage() {
   mkdir -p "$OUT/stages"
   echo "{\"stage\": \"$name\", \"seconds\": $(( $(date +%s) - start )), \"where\": \"$WHERE\"}" > "$OUT/stages/$name.done"
 }
-# checkpoint DIR [best|latest]: a training stage's checkpoint from its DIR/best.json or DIR/latest.json
-checkpoint() { "$PY" -c "import json, sys; print(json.load(open(sys.argv[1]))['checkpoint'])" "$1/${2:-latest}.json"; }
+# checkpoint DIR [best]: a training stage's checkpoint from DIR/latest.json, or with `best` from
+# DIR/best.json (the lowest validation loss) when the stage wrote one
+checkpoint() {
+  local record="$1/latest.json"
+  [ "${2:-}" = best ] && [ -f "$1/best.json" ] && record="$1/best.json"
+  "$PY" -c "import json, sys; print(json.load(open(sys.argv[1]))['checkpoint'])" "$record"
+}
 
 stage corpus "$PY" -m training.demo.corpus out="$OUT/corpus" hours="$HOURS" workers="$WORKERS"
 if [ "$CODEC_STEPS" -gt 0 ]; then
