@@ -161,6 +161,9 @@ def test_ship_writes_a_half_precision_default_model_with_its_card(tiny_dir, tmp_
     out = tmp_path / "run"
     (out / "sft").mkdir(parents=True)
     (out / "sft" / "latest.json").write_text(json.dumps({"step": 8, "checkpoint": str(tiny_dir)}))
+    (out / "corpus" / "train").mkdir(parents=True)
+    rows = [{"id": "a", "voice": "fr+m3"}, {"id": "b", "voice": "fr"}, {"id": "c", "voice": "fr+m3"}]
+    (out / "corpus" / "train" / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (out / "eval" / "sft").mkdir(parents=True)
     summary = {"utterances": 100, "text_bleu": 42.5, "asr_bleu": 31.0, "laal_s": 2.1, "run": {"command": "hibiki eval --limit 100"}}
     (out / "eval" / "sft" / "summary.json").write_text(json.dumps(summary))
@@ -177,4 +180,5 @@ def test_ship_writes_a_half_precision_default_model_with_its_card(tiny_dir, tmp_
             assert b[key].dtype == a[key].dtype  # loaded back in the model's precision
             torch.testing.assert_close(b[key].float(), a[key].float().half().float(), atol=1e-3, rtol=1e-3)
     card = (dest / "README.md").read_text()
+    assert "espeak-ng (2 voices: fr, fr+m3; drawn" in card
     assert "| sft | 100 | 42.5 | 31.0 | 2.1 |" in card and "`hibiki eval --limit 100`" in card

@@ -12,6 +12,7 @@ format, beside a model card
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import torch
@@ -33,7 +34,7 @@ It is what `hibiki translate`, `hibiki serve` and `hibiki eval` use when no mode
 - Text: sentence pairs realised by pyrealb in both languages from a lexicon of about 220
   French/English lemmas (people, animals, objects, places; common verbs, adjectives,
   numbers), with questions, negation, object pronouns, past/present/future tenses.
-- Speech: French spoken by espeak-ng (9 voice variants, drawn pitch and rate), 1 to 4
+- Speech: French spoken by espeak-ng ({voices}; drawn pitch and rate), 1 to 4
   sentences per utterance; English targets spoken by espeak-ng's en-us m3 voice, placed by
   the coarse alignment of `training/recipes/demo_fr_en/prepare.yaml`.
 - Sizes: {data}.
@@ -63,6 +64,15 @@ def default_checkpoint(out: Path) -> Path:
     return Path(latest["checkpoint"])
 
 
+def corpus_voices(out: Path) -> str:
+    """The French voices of the train split as the corpus really spoke it (its config can change between runs)."""
+    manifest = out / "corpus" / "train" / "manifest.jsonl"
+    if not manifest.is_file():
+        return "voices unknown"
+    voices = sorted({json.loads(line)["voice"] for line in manifest.read_text().splitlines() if line.strip()})
+    return f"{len(voices)} voice{'s' if len(voices) > 1 else ''}: {', '.join(voices)}"
+
+
 def ship(out: Path, checkpoint: Path, dest: Path) -> Path:
     base = load_checkpoint(str(checkpoint), device="cpu", dtype=torch.float32)
     config = base.lm_config
@@ -72,7 +82,7 @@ def ship(out: Path, checkpoint: Path, dest: Path) -> Path:
     evals = load_evaluations(out)
     corpus = load_json(out / "corpus" / "summary.json") or {}
     card = CARD.format(
-        params=sum(p.numel() for p in base.lm.parameters()) / 1e6, acoustic_delay=config["delays"][2] - config["delays"][1],
+        voices=corpus_voices(out), params=sum(p.numel() for p in base.lm.parameters()) / 1e6, acoustic_delay=config["delays"][2] - config["delays"][1],
         width=config["dim"], layers=config["num_layers"], dep_dim=config["depformer_dim"],
         dep_layers=config["depformer_num_layers"], codebooks=base.info.mimi_config["quantizer"]["n_q"],
         data=", ".join(f"{k} {v['utterances']} utterances ({v['hours']} h of French)" for k, v in corpus.items()) or "unknown",
