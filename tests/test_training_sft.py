@@ -144,3 +144,13 @@ def test_best_validation_checkpoint_is_recorded_and_outlives_pruning(tiny_dir, e
     assert best["val_text_loss"] == pytest.approx(losses[best["step"]])
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == [f"step-{best['step']:06d}", "step-000006"]
     assert load_checkpoint(best["checkpoint"]).lm is not None
+
+
+def test_several_prepared_directories_train_as_one(two_examples, eight_examples, tmp_path):
+    from training.batches import open_examples
+
+    joined = list(open_examples(f"{two_examples},{eight_examples}", repeat=False))
+    alone = [list(open_examples(d, repeat=False)) for d in (two_examples, eight_examples)]
+    assert [e["id"] for e in joined] == [e["id"] for part in alone for e in part]
+    with pytest.raises(FileNotFoundError, match=str(tmp_path / "missing")):
+        open_examples(f"{two_examples},{tmp_path / 'missing'}")

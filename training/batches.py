@@ -22,9 +22,13 @@ ZERO_TOKEN = -1  # moshi's LMModel.zero_token_id
 
 def open_examples(data: str | Path, rank: int = 0, world_size: int = 1, shuffle_buffer: int = 0, seed: int = 0,
                   repeat: bool = True) -> datasets.IterableDataset:
-    files = sorted(str(p) for p in Path(data).glob("part-*.parquet"))
-    if not files:
-        raise FileNotFoundError(f"no prepared parts (part-*.parquet) in {data}; run training.prepare first")
+    """`data`: a directory of prepared parts, or several joined by commas (corpora prepared apart, trained on as one)."""
+    files = []
+    for directory in str(data).split(","):
+        found = sorted(str(p) for p in Path(directory).glob("part-*.parquet"))
+        if not found:
+            raise FileNotFoundError(f"no prepared parts (part-*.parquet) in {directory}; run training.prepare first")
+        files += found
     dataset = datasets.load_dataset("parquet", data_files=files, split="train", streaming=True)
     dataset = dataset.select_columns(["id", "n_frames", "source_end_frame", "text_tokens", "target_codes", "source_codes",
                                       "target_text", "sentences"])

@@ -39,7 +39,7 @@ logger = logging.getLogger("hibiki.sft")
 
 @dataclass
 class SFTConfig:
-    data: str = "???"  # directory of prepared parts (training.prepare)
+    data: str = "???"  # directory of prepared parts (training.prepare); several joined by commas
     val_data: str | None = None
     model: str | None = None  # base checkpoint (default: the embedded model)
     out: str = "out/sft"

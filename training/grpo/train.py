@@ -48,7 +48,7 @@ logger = logging.getLogger("hibiki.grpo")
 @dataclass
 class GRPOStageConfig:
     model: str = "???"  # the supervised checkpoint
-    data: str = "???"  # prepared parts (training.prepare)
+    data: str = "???"  # prepared parts (training.prepare); several directories joined by commas
     val_data: str | None = None
     out: str = "out/grpo"
     max_steps: int = 2000
