@@ -27,7 +27,7 @@ def open_examples(data: str | Path, rank: int = 0, world_size: int = 1, shuffle_
     for directory in str(data).split(","):
         found = sorted(str(p) for p in Path(directory).glob("part-*.parquet"))
         if not found:
-            raise FileNotFoundError(f"no prepared parts (part-*.parquet) in {directory}; run training.prepare first")
+            raise FileNotFoundError(f"no prepared parts (part-*.parquet) in {directory!r}; run training.prepare first")
         files += found
     dataset = datasets.load_dataset("parquet", data_files=files, split="train", streaming=True)
     dataset = dataset.select_columns(["id", "n_frames", "source_end_frame", "text_tokens", "target_codes", "source_codes",

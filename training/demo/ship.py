@@ -12,12 +12,12 @@ format, beside a model card
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import torch
 
 from hibiki.checkpoint import load_checkpoint, save_checkpoint
+from hibiki.dataset_source import open_dataset
 from hibiki.default_model import SHIPPED
 from training.demo.report_card import evaluation_table, load_evaluations, load_json
 
@@ -69,7 +69,7 @@ def corpus_voices(out: Path) -> str:
     manifest = out / "corpus" / "train" / "manifest.jsonl"
     if not manifest.is_file():
         return "voices unknown"
-    voices = sorted({json.loads(line)["voice"] for line in manifest.read_text().splitlines() if line.strip()})
+    voices = sorted(set(open_dataset(manifest, "train")[0]["voice"]))
     return f"{len(voices)} voice{'s' if len(voices) > 1 else ''}: {', '.join(voices)}"
 
 
@@ -82,7 +82,8 @@ def ship(out: Path, checkpoint: Path, dest: Path) -> Path:
     evals = load_evaluations(out)
     corpus = load_json(out / "corpus" / "summary.json") or {}
     card = CARD.format(
-        voices=corpus_voices(out), params=sum(p.numel() for p in base.lm.parameters()) / 1e6, acoustic_delay=config["delays"][2] - config["delays"][1],
+        voices=corpus_voices(out), params=sum(p.numel() for p in base.lm.parameters()) / 1e6,
+        acoustic_delay=config["delays"][2] - config["delays"][1],
         width=config["dim"], layers=config["num_layers"], dep_dim=config["depformer_dim"],
         dep_layers=config["depformer_num_layers"], codebooks=base.info.mimi_config["quantizer"]["n_q"],
         data=", ".join(f"{k} {v['utterances']} utterances ({v['hours']} h of French)" for k, v in corpus.items()) or "unknown",
