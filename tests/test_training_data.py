@@ -32,6 +32,16 @@ def test_place_targets_never_before_source_or_previous_target():
                 assert start <= source.start + 0.5 * source.duration
 
 
+def test_drawn_lag_spreads_first_sentence_between_bounds():
+    """A lag with a spread is what gives GRPO earlier timings to prefer; a constant lag gives none."""
+    rng = np.random.default_rng(0)
+    config = AlignmentConfig(delay_max_frac=0.0, min_delay_s=1.0, max_delay_s=2.0)
+    lags = [place_targets([Span(0.5, 3.0)], [2.0], rng, config)[0] - 0.5 for _ in range(500)]
+    assert 1.0 <= min(lags) < 1.1 and 1.9 < max(lags) <= 2.0
+    constant = AlignmentConfig(delay_max_frac=0.0, min_delay_s=2.0)
+    assert {place_targets([Span(0.5, 3.0)], [2.0], rng, constant)[0] for _ in range(20)} == {2.5}
+
+
 def test_text_stream_places_words_epad_and_eos(tiny):
     tokenizer = tiny.tokenizer
     words = [Word("Hello", 0.40, 0.80), Word("everyone.", 0.82, 1.50)]

@@ -30,6 +30,7 @@ class AlignmentConfig:
     delay_min_frac: float = 0.0  # target sentence i starts source_start_i + U(min, max) * source_duration_i
     delay_max_frac: float = 0.5
     min_delay_s: float = 0.0  # and at least this long after its source sentence starts
+    max_delay_s: float | None = None  # when set, that floor is drawn U(min_delay_s, max_delay_s) per sentence
     sentence_gap_s: float = 0.1  # silence between consecutive target sentences, at least
     comma_pause_prob: float = 0.5  # chance of a random silence at each comma of a target sentence
     comma_pause_min_s: float = 0.1
@@ -54,7 +55,8 @@ def place_targets(sources: Sequence[Span], target_durations: Sequence[float], rn
     previous_end = -np.inf
     for source, duration in zip(sources, target_durations, strict=True):
         frac = rng.uniform(config.delay_min_frac, config.delay_max_frac)
-        start = source.start + max(config.min_delay_s, frac * source.duration)
+        floor = config.min_delay_s if config.max_delay_s is None else rng.uniform(config.min_delay_s, config.max_delay_s)
+        start = source.start + max(floor, frac * source.duration)
         start = max(start, previous_end + config.sentence_gap_s)
         starts.append(float(start))
         previous_end = start + duration
