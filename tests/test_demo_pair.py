@@ -138,7 +138,7 @@ def test_report_card_tabulates_the_stage_outputs(tmp_path):
         summary = {"utterances": 109, "text_bleu": bleu, "asr_bleu": 30.1, "laal_s": laal, "end_offset_s": 1.0,
                    "rtf": 0.5, "run": {"command": f"hibiki eval --model {name} --out x"}}
         (tmp_path / "eval" / name / "summary.json").write_text(json.dumps(summary))
-    for phase, steps in (("sft_text", 40), ("sft", 20)):
+    for phase, steps in (("sft_text", 40), ("sft", 20), ("sft_spread", 60)):
         history = [{"step": 20 * i, "text_loss": 2.0 / i, "audio_loss": 5.0 / i} for i in range(1, steps // 20 + 1)]
         history[-1].update(val_text_loss=1.25, val_text_loss_other_source=1.75)
         (tmp_path / phase).mkdir()
@@ -147,6 +147,7 @@ def test_report_card_tabulates_the_stage_outputs(tmp_path):
     text = report(tmp_path).read_text()
     assert "- supervised (text only): 40 steps, 10 min, 500 frames/s, final valid text loss 1.250 (1.750 with" in text
     assert "- supervised (text + audio): 20 steps" in text
+    assert "- supervised (text + audio, lags drawn in [1, 2] s): 60 steps" in text
     assert (tmp_path / "report_training.png").stat().st_size > 1000
     assert "| sft | 109 | 41.5 | 30.1 | 3.2 | 1.0 |" in text and "| grpo | 109 | 41.0 |" in text
     assert "`hibiki eval --model grpo --out x`" in text
@@ -168,6 +169,10 @@ def test_ship_writes_a_half_precision_default_model_with_its_card(tiny_dir, tmp_
     summary = {"utterances": 100, "text_bleu": 42.5, "asr_bleu": 31.0, "laal_s": 2.1, "run": {"command": "hibiki eval --limit 100"}}
     (out / "eval" / "sft" / "summary.json").write_text(json.dumps(summary))
     assert default_checkpoint(out) == tiny_dir  # no GRPO stage: the supervised one
+    (out / "sft_spread").mkdir()
+    (out / "sft_spread" / "latest.json").write_text(json.dumps({"step": 4, "checkpoint": str(tmp_path / "spread")}))
+    assert default_checkpoint(out) == tmp_path / "spread"  # the spread-lag phase comes after
+    (out / "sft_spread" / "latest.json").unlink()
 
     dest = ship(out, default_checkpoint(out), tmp_path / "default_model")
     original, shipped = load_checkpoint(tiny_dir), load_checkpoint(dest)

@@ -20,6 +20,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
+PHASE_LABELS = {"sft_text": "text only", "sft": "text + audio", "sft_spread": "text + audio, lags drawn in [1, 2] s"}
 EVAL_COLUMNS = [("text_bleu", "BLEU"), ("asr_bleu", "ASR-BLEU"), ("laal_s", "LAAL s"), ("end_offset_s", "End Offset s"),
                 ("text_laal_s", "text LAAL s"), ("text_end_offset_s", "text End Offset s"), ("rtf", "RTF")]
 
@@ -98,7 +99,7 @@ def report(out: Path) -> Path:
     codec_eval = load_json(out / "codec" / "eval.json")
     codec_state = out / "codec" / "state.pt"
     codec_history = torch.load(codec_state, weights_only=False, map_location="cpu")["history"] if codec_state.is_file() else None
-    phases = {name: summary for name in ("sft_text", "sft") if (summary := load_json(out / name / "train_summary.json"))}
+    phases = {name: summary for name in PHASE_LABELS if (summary := load_json(out / name / "train_summary.json"))}
     grpo = load_json(out / "grpo" / "grpo_summary.json")
     evals = load_evaluations(out)
     stages = [load_json(p) for p in sorted((out / "stages").glob("*.done"), key=lambda p: p.stat().st_mtime)]
@@ -129,7 +130,7 @@ def report(out: Path) -> Path:
     lines += ["", "## Training", ""]
     for name, summary in phases.items():
         val = [r for r in summary["history"] if "val_text_loss" in r]
-        line = (f"- supervised ({'text only' if name == 'sft_text' else 'text + audio'}): {summary['steps']} steps, "
+        line = (f"- supervised ({PHASE_LABELS[name]}): {summary['steps']} steps, "
                 f"{summary['wall_s'] / 60:.0f} min, {summary['frames_per_s']:.0f} frames/s")
         if val:  # the loss with another example's source says how much the model listens
             line += f", final valid text loss {val[-1]['val_text_loss']:.3f}"

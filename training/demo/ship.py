@@ -55,13 +55,14 @@ codec was trained on espeak voices only, so real voices are reproduced poorly.
 
 
 def default_checkpoint(out: Path) -> Path:
-    """The GRPO stage's best once that stage has finished (its summary is written last), else the latest SFT one."""
+    """The GRPO stage's best once that stage has finished (its summary is written last), else the latest
+    supervised one (of the spread-lag phase when it has run)."""
     if (out / "grpo" / "grpo_summary.json").is_file():
         return out / "grpo" / "best"
-    latest = load_json(out / "sft" / "latest.json")
-    if latest is None:
-        raise FileNotFoundError(f"no GRPO best or supervised checkpoint under {out}: run the recipe first")
-    return Path(latest["checkpoint"])
+    for phase in ("sft_spread", "sft"):
+        if (latest := load_json(out / phase / "latest.json")) is not None:
+            return Path(latest["checkpoint"])
+    raise FileNotFoundError(f"no GRPO best or supervised checkpoint under {out}: run the recipe first")
 
 
 def corpus_voices(out: Path) -> str:

@@ -6,7 +6,7 @@
 #
 # Every stage resumes where a killed run stopped. Sizes follow the machine (a CUDA GPU: the
 # full recipe; a CPU: a smaller one that completes in hours); each is a variable to override:
-#   HOURS CODEC_STEPS CODEC_BATCH SFT_TEXT_STEPS SFT_STEPS SFT_BATCH GRPO_STEPS EVAL_LIMIT WORKERS PYTHON
+#   HOURS CODEC_STEPS CODEC_BATCH SFT_TEXT_STEPS SFT_STEPS SPREAD_STEPS SFT_BATCH GRPO_STEPS EVAL_LIMIT WORKERS PYTHON
 # CODEC_INIT: a codec to start from; with CODEC_STEPS=0 it is used as it is. On a CPU that
 # is the default: the codec trained on a GPU and shipped here (codec/README.md), since a CPU
 # step costs ~0.8 s and thousands barely move it. On a GPU the codec starts from random weights.
@@ -23,13 +23,14 @@ CODEC_STEPS=${CODEC_STEPS:-$(pick 30000 0)}
 CODEC_BATCH=${CODEC_BATCH:-$(pick 32 4)}
 SFT_TEXT_STEPS=${SFT_TEXT_STEPS:-$(pick 4000 1500)}
 SFT_STEPS=${SFT_STEPS:-$(pick 4000 1000)}
+SPREAD_STEPS=${SPREAD_STEPS:-1000}
 SFT_BATCH=${SFT_BATCH:-$(pick 16 8)}
-GRPO_STEPS=${GRPO_STEPS:-$(pick 400 60)}
+GRPO_STEPS=${GRPO_STEPS:-$(pick 400 150)}
 EVAL_LIMIT=${EVAL_LIMIT:-$(pick 0 100)}  # test utterances evaluated (0: the whole split)
 WORKERS=${WORKERS:-$(nproc)}
 CODEC_INIT=${CODEC_INIT-$(pick "" "$RECIPE/codec")}
 mkdir -p "$OUT"
-echo "{\"gpu\": $GPU, \"hours\": $HOURS, \"codec_steps\": $CODEC_STEPS, \"codec_batch\": $CODEC_BATCH, \"sft_text_steps\": $SFT_TEXT_STEPS, \"sft_steps\": $SFT_STEPS, \"sft_batch\": $SFT_BATCH, \"grpo_steps\": $GRPO_STEPS, \"eval_limit\": $EVAL_LIMIT, \"workers\": $WORKERS, \"codec_init\": \"${CODEC_INIT:-}\"}" > "$OUT/recipe.json"
+echo "{\"gpu\": $GPU, \"hours\": $HOURS, \"codec_steps\": $CODEC_STEPS, \"codec_batch\": $CODEC_BATCH, \"sft_text_steps\": $SFT_TEXT_STEPS, \"sft_steps\": $SFT_STEPS, \"spread_steps\": $SPREAD_STEPS, \"sft_batch\": $SFT_BATCH, \"grpo_steps\": $GRPO_STEPS, \"eval_limit\": $EVAL_LIMIT, \"workers\": $WORKERS, \"codec_init\": \"${CODEC_INIT:-}\"}" > "$OUT/recipe.json"
 
 # stage NAME COMMAND...: runs a stage unless OUT/stages/NAME.done says it completed, then
 # records its wall time there (the report card's table). A stage cut short resumes by itself.
@@ -71,8 +72,17 @@ stage sft_text "$PY" -m training.sft "$RECIPE/sft.yaml" data="$OUT/data/train" v
   out="$OUT/sft_text" max_steps="$SFT_TEXT_STEPS" batch_size="$SFT_BATCH" loss.audio_weight=0
 stage sft "$PY" -m training.sft "$RECIPE/sft.yaml" data="$OUT/data/train" val_data="$OUT/data/valid" model="$(checkpoint "$OUT/sft_text" best)" \
   out="$OUT/sft" max_steps="$SFT_STEPS" batch_size="$SFT_BATCH"
-SFT=$(checkpoint "$OUT/sft")
-stage grpo "$PY" -m training.grpo.train "$RECIPE/grpo.yaml" model="$SFT" data="$OUT/data/train" val_data="$OUT/data/valid" \
+# The constant lag leaves GRPO no earlier timing to prefer (every sample starts 2 s in): a
+# third phase on the same corpus prepared with each lag drawn in [1, 2] s spreads the sampled
+# starts, and GRPO then rewards the early ones that stay correct.
+for split in train valid; do
+  stage "prepare_spread_$split" "$PY" -m training.prepare "$RECIPE/prepare.yaml" dataset="$OUT/corpus/$split/manifest.jsonl" \
+    model="$OUT/base" out="$OUT/data_spread/$split" workers="$WORKERS" alignment.min_delay_s=1.0 alignment.max_delay_s=2.0
+done
+stage sft_spread "$PY" -m training.sft "$RECIPE/sft.yaml" data="$OUT/data_spread/train" val_data="$OUT/data_spread/valid" \
+  model="$(checkpoint "$OUT/sft")" out="$OUT/sft_spread" max_steps="$SPREAD_STEPS" batch_size="$SFT_BATCH"
+SFT=$(checkpoint "$OUT/sft_spread")
+stage grpo "$PY" -m training.grpo.train "$RECIPE/grpo.yaml" model="$SFT" data="$OUT/data_spread/train" val_data="$OUT/data_spread/valid" \
   out="$OUT/grpo" max_steps="$GRPO_STEPS"
 LIMIT=()
 [ "$EVAL_LIMIT" -gt 0 ] && LIMIT=(--limit "$EVAL_LIMIT")
