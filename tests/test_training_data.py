@@ -15,6 +15,7 @@ from hibiki.checkpoint import load_checkpoint
 from hibiki.words import Word
 from training.alignment import EOS, EPAD, PAD, AlignmentConfig, Span, place_targets, text_stream
 from training.prepare import PrepareConfig, prepare
+from training.tts import Espeak, TTSError, Voice
 
 
 def test_place_targets_never_before_source_or_previous_target():
@@ -40,6 +41,15 @@ def test_drawn_lag_spreads_first_sentence_between_bounds():
     assert 1.0 <= min(lags) < 1.1 and 1.9 < max(lags) <= 2.0
     constant = AlignmentConfig(delay_max_frac=0.0, min_delay_s=2.0)
     assert {place_targets([Span(0.5, 3.0)], [2.0], rng, constant)[0] for _ in range(20)} == {2.5}
+
+
+def test_a_hanging_tts_is_killed_and_reported_not_waited_on(tmp_path):
+    """A stalled espeak-ng used to take the whole corpus build down with a raw TimeoutExpired."""
+    hanging = tmp_path / "espeak-ng"
+    hanging.write_text("#!/bin/sh\nexec sleep 30\n")
+    hanging.chmod(0o755)
+    with pytest.raises(TTSError, match=r"timed out twice \(0.3 s\) on 'bonjour' with voice fr"):
+        Espeak(str(hanging), timeout_s=0.3).synthesize("bonjour", Voice("fr"))
 
 
 def test_text_stream_places_words_epad_and_eos(tiny):

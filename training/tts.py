@@ -67,11 +67,12 @@ class Espeak:
     data pipeline (`join_speech`), which also inserts its random pauses there.
     """
 
-    def __init__(self, binary: str = "espeak-ng") -> None:
+    def __init__(self, binary: str = "espeak-ng", timeout_s: float = 60.0) -> None:
         path = shutil.which(binary)
         if path is None:
             raise TTSError(f"{binary} not found: install Debian's espeak-ng (scripts/setup.sh does it as root)")
         self.binary = path
+        self.timeout_s = timeout_s
         self._word_length = lru_cache(maxsize=100_000)(self._voiced_length)
 
     def speak(self, text: str, voice: Voice) -> Speech:
@@ -87,8 +88,15 @@ class Espeak:
         return Speech(pcm, words)
 
     def synthesize(self, text: str, voice: Voice) -> np.ndarray:
+        """One retry after a timeout: a stalled machine (a paused job, a swapping host) is not the text's fault."""
         command = [self.binary, "--stdout", "-v", voice.espeak_voice, "-s", str(voice.rate_wpm), "-p", str(voice.pitch), text]
-        result = subprocess.run(command, capture_output=True, timeout=60)
+        for attempt in range(2):
+            try:
+                result = subprocess.run(command, capture_output=True, timeout=self.timeout_s)
+                break
+            except subprocess.TimeoutExpired:
+                if attempt:
+                    raise TTSError(f"espeak-ng timed out twice ({self.timeout_s:g} s) on {text!r} with voice {voice.espeak_voice}") from None
         if result.returncode != 0 or not result.stdout:
             raise TTSError(f"espeak-ng failed on {text!r} with voice {voice.espeak_voice}: {result.stderr.decode(errors='replace')}")
         return read_audio_bytes(result.stdout, f"espeak-ng {voice.espeak_voice}", SAMPLE_RATE)
