@@ -90,13 +90,14 @@ class Espeak:
     def synthesize(self, text: str, voice: Voice) -> np.ndarray:
         """One retry after a timeout: a stalled machine (a paused job, a swapping host) is not the text's fault."""
         command = [self.binary, "--stdout", "-v", voice.espeak_voice, "-s", str(voice.rate_wpm), "-p", str(voice.pitch), text]
-        for attempt in range(2):
+        for _ in range(2):
             try:
                 result = subprocess.run(command, capture_output=True, timeout=self.timeout_s)
                 break
             except subprocess.TimeoutExpired:
-                if attempt:
-                    raise TTSError(f"espeak-ng timed out twice ({self.timeout_s:g} s) on {text!r} with voice {voice.espeak_voice}") from None
+                continue
+        else:
+            raise TTSError(f"espeak-ng timed out twice ({self.timeout_s:g} s) on {text!r} with voice {voice.espeak_voice}")
         if result.returncode != 0 or not result.stdout:
             raise TTSError(f"espeak-ng failed on {text!r} with voice {voice.espeak_voice}: {result.stderr.decode(errors='replace')}")
         return read_audio_bytes(result.stdout, f"espeak-ng {voice.espeak_voice}", SAMPLE_RATE)

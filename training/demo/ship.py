@@ -70,7 +70,8 @@ def corpus_voices(out: Path) -> str:
     manifest = out / "corpus" / "train" / "manifest.jsonl"
     if not manifest.is_file():
         return "voices unknown"
-    voices = sorted(set(open_dataset(manifest, "train")[0]["voice"]))
+    rows, _ = open_dataset(manifest, "train")
+    voices = sorted(set(rows["voice"]))
     return f"{len(voices)} voice{'s' if len(voices) > 1 else ''}: {', '.join(voices)}"
 
 
