@@ -2,19 +2,20 @@
 
 moshi's `LMGen` samples every slot with one temperature and top-k. Here LMGen is set to
 greedy (argmax) and the logits are shaped per slot before it picks: divided by the slot's
-temperature, everything below the slot's k-th best masked, then Gumbel noise added, so
+temperature, Gumbel noise added to the slot's k best, everything else masked, so
 the argmax is a draw from the distribution moshi's `sample_token` draws from with those
-settings (the Gumbel-max trick); greedy is top-k 1. On a CPU this is ~4x cheaper than
+settings (the Gumbel-max trick); greedy is top-k 1. On a CPU this is much cheaper than
 moshi's multinomial, whose exponential noise over the whole card cost ~0.6 ms per
-codebook at 16 slots, ~8 % of a tick. Text logits are shaped through LMGen's own
-`on_text_logits_hook`; audio logits by wrapping the model's `forward_depformer`, the one
-call that produces them (captured in CUDA graphs like the rest, as the settings are
-tensors updated in place).
+codebook at 16 slots, ~8 % of a tick; noise drawn for the top-k candidates only (not
+the 2048 codes) took shaping from 0.68 to 0.26 ms per codebook at 16 slots. Text logits
+are shaped through LMGen's own `on_text_logits_hook`; audio logits by wrapping the
+model's `forward_depformer`, the one call that produces them (captured in CUDA graphs
+like the rest, as the settings are tensors updated in place).
 
 Classifier-free guidance mixes two logit sets after `forward_depformer`, so a top-k mask
 there would be wrong: with cfg_coef != 1 the whole batch keeps one setting.
 
-The k-th best logit comes from a top-k of fixed size (CUDA graphs need fixed shapes), the
+The k best come from a top-k of fixed size (CUDA graphs need fixed shapes), the
 largest k a stream may ask for: `MAX_TOP_K`, or the whole vocabulary when the batch's
 own setting is "no limit". A full sort of the 32k text vocabulary every step would cost
 more than the depth transformer on a CPU.
@@ -78,8 +79,8 @@ class SlotSampling:
 def _shape(logits: torch.Tensor, temp: torch.Tensor, top_k: torch.Tensor, max_k: int) -> torch.Tensor:
     per_slot = (-1,) + (1,) * (logits.dim() - 1)
     scaled = logits.float() / temp.view(per_slot)
-    index = (top_k.view(per_slot) - 1).expand(*scaled.shape[:-1], 1)
-    kth_best = scaled.topk(max_k, dim=-1).values.gather(-1, index)
-    gumbel = torch.rand_like(scaled).clamp_(min=torch.finfo(scaled.dtype).tiny).log_().neg_().log_().neg_()
-    return (scaled + gumbel).masked_fill(scaled < kth_best, float("-inf")).to(logits.dtype)
-
+    best = scaled.topk(max_k, dim=-1)  # sorted: a slot keeps the first top_k of them
+    keep = torch.arange(max_k, device=logits.device) < top_k.view(per_slot)
+    gumbel = torch.rand_like(best.values).clamp_(min=torch.finfo(scaled.dtype).tiny).log_().neg_().log_().neg_()
+    noisy = (best.values + gumbel).masked_fill_(~keep, float("-inf"))
+    return torch.full_like(scaled, float("-inf")).scatter_(-1, best.indices, noisy).to(logits.dtype)
