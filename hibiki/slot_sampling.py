@@ -34,12 +34,14 @@ class SlotSampling:
                  use_sampling: bool):
         device = lm.device
         self.text_card, self.audio_card = lm.text_card, lm.card
-        self.temp = torch.empty(slots, device=device)
-        self.top_k = torch.empty(slots, dtype=torch.long, device=device)
-        self.temp_text = torch.empty(slots, device=device)
-        self.top_k_text = torch.empty(slots, dtype=torch.long, device=device)
         self.max_k = self._max_k(top_k, self.audio_card)
         self.max_k_text = self._max_k(top_k_text, self.text_card)
+        self.temp = torch.empty(slots, device=device)
+        self.temp_text = torch.empty(slots, device=device)
+        # A slot's top-k as the mask of the sorted max_k best it drops: built when the setting
+        # changes, not every step.
+        self.drop = torch.empty(slots, self.max_k, dtype=torch.bool, device=device)
+        self.drop_text = torch.empty(slots, self.max_k_text, dtype=torch.bool, device=device)
         self.default = (temp, top_k, temp_text, top_k_text, use_sampling)
         for slot in range(slots):
             self.set(slot, *self.default)
@@ -59,28 +61,27 @@ class SlotSampling:
 
     def set(self, slot: int, temp: float, top_k: int, temp_text: float, top_k_text: int, use_sampling: bool) -> None:
         """A slot's settings, moshi's conventions: top-k 0 is no limit, temperature 0 or no sampling is greedy."""
-        for temps, top_ks, t, k, max_k in ((self.temp, self.top_k, temp, top_k, self.max_k),
-                                           (self.temp_text, self.top_k_text, temp_text, top_k_text, self.max_k_text)):
+        for temps, drop, t, k, max_k in ((self.temp, self.drop, temp, top_k, self.max_k),
+                                         (self.temp_text, self.drop_text, temp_text, top_k_text, self.max_k_text)):
             greedy = not use_sampling or t <= 0
             temps[slot] = 1.0 if greedy else t
-            top_ks[slot] = 1 if greedy else (max_k if k <= 0 else min(k, max_k))
+            drop[slot] = torch.arange(max_k) >= (1 if greedy else (max_k if k <= 0 else min(k, max_k)))
 
     def reset(self, slot: int) -> None:
         self.set(slot, *self.default)
 
     def shape_text(self, logits: torch.Tensor) -> None:
         """LMGen's on_text_logits_hook: shapes [B, 1, 1, card] text logits in place."""
-        logits.copy_(_shape(logits, self.temp_text, self.top_k_text, self.max_k_text))
+        logits.copy_(_shape(logits, self.temp_text, self.drop_text))
 
     def _shape_audio(self, logits: torch.Tensor) -> torch.Tensor:
-        return _shape(logits, self.temp, self.top_k, self.max_k)
+        return _shape(logits, self.temp, self.drop)
 
 
-def _shape(logits: torch.Tensor, temp: torch.Tensor, top_k: torch.Tensor, max_k: int) -> torch.Tensor:
+def _shape(logits: torch.Tensor, temp: torch.Tensor, drop: torch.Tensor) -> torch.Tensor:
     per_slot = (-1,) + (1,) * (logits.dim() - 1)
     scaled = logits.float() / temp.view(per_slot)
-    best = scaled.topk(max_k, dim=-1)  # sorted: a slot keeps the first top_k of them
-    keep = torch.arange(max_k, device=logits.device) < top_k.view(per_slot)
+    best = scaled.topk(drop.shape[-1], dim=-1)  # sorted, so a slot's top-k are the first ones
     gumbel = torch.rand_like(best.values).clamp_(min=torch.finfo(scaled.dtype).tiny).log_().neg_().log_().neg_()
-    noisy = (best.values + gumbel).masked_fill_(~keep, float("-inf"))
+    noisy = (best.values + gumbel).masked_fill_(drop.view(per_slot[:-1] + (drop.shape[-1],)), float("-inf"))
     return torch.full_like(scaled, float("-inf")).scatter_(-1, best.indices, noisy).to(logits.dtype)
