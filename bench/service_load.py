@@ -134,6 +134,8 @@ def main() -> None:
                              "machines, so a positive value keeps them from preempting the server's CPU threads.")
     parser.add_argument("--budget-ms", type=float, default=250.0, help="p95 frame latency that still counts as real time.")
     args = parser.parse_args()
+    if not 0 <= args.client_nice <= 19:
+        parser.error(f"--client-nice must be from 0 to 19 (it only lowers the clients' priority), got {args.client_nice}")
 
     pcm = read_audio(args.wav)
     pcm = np.tile(pcm, int(np.ceil(args.seconds * SAMPLE_RATE / len(pcm))) + 1)  # looped to the streaming length
