@@ -5,6 +5,7 @@ batch keeps all of its B streams in real time when a tick takes at most 80 ms (p
 
     python bench/engine_throughput.py --preset small --slots 1 4 16 64
     python bench/engine_throughput.py --model kyutai/hibiki-zero-3b-pytorch-bf16 --device cuda
+    python bench/engine_throughput.py --model out/demo/checkpoint --slots 16 --threads 1 --pipeline  # CPU
 """
 
 from __future__ import annotations
@@ -39,9 +40,9 @@ def machine() -> str:
     return f"{cpu}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
 
 
-def bench_one(model: Path | str, device: str, slots: int, steps: int, warmup: int) -> dict:
+def bench_one(model: Path | str, device: str, slots: int, steps: int, warmup: int, pipeline: bool) -> dict:
     torch.manual_seed(0)
-    translator = BatchedTranslator(load_checkpoint(model, device=device), slots=slots)
+    translator = BatchedTranslator(load_checkpoint(model, device=device), slots=slots, pipeline=pipeline)
     source = (np.random.default_rng(0).standard_normal(FRAME_SIZE * (steps + warmup + 2)) * 0.1).astype(np.float32)
     for _ in range(slots):
         translator.feed(translator.attach(), source)
@@ -67,14 +68,19 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=50, help="timed ticks per batch size")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--pipeline", action="store_true", help="encoder on a second thread, a tick ahead of the LM")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (per engine thread; 0: torch's default)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model or build_random_checkpoint(Path(tmp) / args.preset, args.preset)
-        rows = [bench_one(model, args.device, slots, args.steps, args.warmup)
+        rows = [bench_one(model, args.device, slots, args.steps, args.warmup, args.pipeline)
                 for slots in tqdm(args.slots, desc="batch sizes")]
     name = args.model or f"preset '{args.preset}' (random weights)"
-    print(f"\nmodel: {name}; device: {args.device}; machine: {machine()}")
+    print(f"\nmodel: {name}; device: {args.device}; {'pipelined' if args.pipeline else 'sequential'}; "
+          f"machine: {machine()}")
     print("| slots | tick median ms | tick p95 ms | frames/s | streams in real time |")
     print("|---:|---:|---:|---:|---:|")
     for r in rows:

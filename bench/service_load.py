@@ -105,6 +105,8 @@ def start_server(args: argparse.Namespace, log: Path) -> tuple[subprocess.Popen,
         port = sock.getsockname()[1]
     command = [sys.executable, "-m", "hibiki.cli", "serve", "--port", str(port), "--slots", str(args.slots),
                "--device", args.device, "--threads", str(args.threads)]
+    if args.pipeline is not None:
+        command.append("--pipeline" if args.pipeline else "--no-pipeline")
     if args.model:
         command += ["--model", args.model]
     proc = subprocess.Popen(command, stdout=log.open("w"), stderr=subprocess.STDOUT)
@@ -125,6 +127,8 @@ def main() -> None:
     parser.add_argument("--model", help="Checkpoint for the server (default: the embedded model).")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=0, help="Server's torch CPU threads (hibiki serve --threads).")
+    parser.add_argument("--pipeline", action=argparse.BooleanOptionalAction,
+                        help="Server's engine pipelined or not (hibiki serve --pipeline; default: the server's).")
     parser.add_argument("--address", help="host:port of a running server instead of starting one.")
     parser.add_argument("--wav", type=Path, default=SAMPLE, help="Audio each client streams (looped).")
     parser.add_argument("--seconds", type=float, default=10.0, help="Seconds each client streams.")

@@ -14,13 +14,21 @@ then Mimi-encoded silence, until the model writes text EOS or the tail bound is 
 Output audio is in model time: output frame t is the target frame aligned with input
 frame t (what training aligns), as moshi's run_inference writes it. A live listener hears
 it `max(delays)` frames after input frame t arrived.
+
+Pipelined (for CPUs): a tick encodes its input frames on a second thread while the calling
+thread runs the LM and the Mimi decoder on the frames the previous tick encoded, so the
+codec and the LM use two cores at once (torch releases the GIL in its kernels). The encoder
+gets its own copy of Mimi, whose streaming state only that thread touches. Outputs are the
+same frames, one tick later.
 """
 
 from __future__ import annotations
 
+import copy
 import enum
 import logging
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,7 +88,6 @@ class _Slot:
     input_ended: bool = False
     eos_fed: bool = False
     input_frames: int = 0  # real frames consumed (partial last frame included)
-    steps: int = 0  # model steps taken, priming included
     outputs: int = 0  # output frames emitted
 
     def pop_frame(self, pad: bool) -> np.ndarray | None:
@@ -103,6 +110,24 @@ class _Slot:
 
 
 @dataclass
+class _Tick:
+    """One model step's inputs, gathered from the slots when its tick starts.
+
+    Pipelined, its LM step runs a tick later: `streams` says which stream each slot held,
+    so a step for a stream that has since left is dropped, and `eos_fed` / `input_frames`
+    are the streams' counts as they were when the tick was gathered."""
+
+    execute: np.ndarray  # [B] bool: slots the LM steps
+    encode: np.ndarray  # [B] bool: slots whose pcm Mimi encodes
+    eos: np.ndarray  # [B] bool: slots fed the input-EOS frame
+    pcm: np.ndarray  # [B, 1, FRAME_SIZE]
+    streams: list[_Slot]
+    eos_fed: np.ndarray  # [B] bool
+    input_frames: np.ndarray  # [B] int
+    codes: torch.Tensor | None = None  # [B, n_q, 1] once encoded
+
+
+@dataclass
 class FrameOutput:
     """What one stream receives for one output frame."""
 
@@ -119,7 +144,7 @@ class BatchedTranslator:
     """Steps B streams through one Hibiki model; not thread-safe (drive it from one loop)."""
 
     def __init__(self, checkpoint: Checkpoint, slots: int = 1, sampling: Sampling | None = None,
-                 max_tail_s: float = 10.0):
+                 max_tail_s: float = 10.0, pipeline: bool = False):
         if slots < 1:
             raise ValueError(f"slots must be >= 1, got {slots}")
         self.checkpoint = checkpoint
@@ -132,8 +157,9 @@ class BatchedTranslator:
         self.batch_size = slots
         self.max_delay = max(self.lm.delays)
         # Output frame i comes out of the step that consumes input frame i + output_lag_frames:
-        # the acoustic delay, less the one frame the model reads ahead (moshi's alignment).
-        self.output_lag_frames = self.max_delay - 1
+        # the acoustic delay, less the one frame the model reads ahead (moshi's alignment),
+        # plus the tick a pipelined engine holds each frame between encoder and LM.
+        self.output_lag_frames = self.max_delay - 1 + int(pipeline)
         self.eos_text_id = self.tokenizer.eos_id()
         if self.sampling.cfg_coef != 1.0 and self.lm.condition_provider is None:
             raise ValueError(
@@ -152,8 +178,14 @@ class BatchedTranslator:
             condition_tensors=conditions or None, support_out_of_sync=True,
             on_text_logits_hook=self.slot_sampling.shape_text if self.slot_sampling else None,
         )
+        self._encoder_mimi = copy.deepcopy(self.mimi) if pipeline else self.mimi
+        # One thread, always the same: a torch call from a new thread starts another OpenMP team.
+        self._encoder = ThreadPoolExecutor(1, thread_name_prefix="hibiki-encoder") if pipeline else None
+        self._pending: _Tick | None = None  # pipelined: encoded last tick, LM step this tick
         self.lm_gen.streaming_forever(slots)
         self.mimi.streaming_forever(slots)
+        if pipeline:
+            self._encoder_mimi.streaming_forever(slots)
         self._slots = [_Slot() for _ in range(slots)]
         if self.device.type == "cuda":
             self._warmup()
@@ -224,6 +256,23 @@ class BatchedTranslator:
     @torch.no_grad()
     def step(self) -> list[FrameOutput]:
         """Advances every slot that has work by one model step; returns the frames produced."""
+        tick = self._gather()
+        if self._encoder is None:
+            if tick is None:
+                return []
+            tick.codes = self._encode(tick)
+            return self._generate(tick)
+        encoding = self._encoder.submit(self._encode, tick) if tick is not None else None
+        previous, self._pending = self._pending, None
+        try:
+            return self._generate(previous) if previous is not None else []
+        finally:
+            if encoding is not None:
+                tick.codes = encoding.result()
+                self._pending = tick
+
+    def _gather(self) -> _Tick | None:
+        """Takes this tick's input frame from every slot and moves the slots' phases on."""
         B = self.batch_size
         execute = np.zeros(B, dtype=bool)
         encode = np.zeros(B, dtype=bool)
@@ -232,6 +281,7 @@ class BatchedTranslator:
         for index, slot in enumerate(self._slots):
             if slot.phase is _Phase.PRIME:
                 execute[index] = True
+                slot.phase = _Phase.RUNNING
             elif slot.phase is _Phase.RUNNING:
                 frame = slot.pop_frame(pad=slot.input_ended)
                 if frame is not None:
@@ -247,46 +297,53 @@ class BatchedTranslator:
                 else:
                     eos[index] = slot.eos_fed = True
         if not execute.any():
+            return None
+        return _Tick(execute=execute, encode=encode, eos=eos, pcm=pcm_in, streams=list(self._slots),
+                     eos_fed=np.array([s.eos_fed for s in self._slots]),
+                     input_frames=np.array([s.input_frames for s in self._slots]))
+
+    @torch.no_grad()  # also on the encoder thread: grad mode is per thread
+    def _encode(self, tick: _Tick) -> torch.Tensor:
+        mimi = self._encoder_mimi
+        if tick.encode.any():
+            mimi.set_exec_mask(torch.from_numpy(tick.encode).to(self.device))
+            codes = mimi.encode(torch.from_numpy(tick.pcm).to(self.device))
+        else:
+            codes = torch.zeros(self.batch_size, mimi.num_codebooks, 1, dtype=torch.long, device=self.device)
+        if tick.eos.any():
+            codes[torch.from_numpy(tick.eos).to(self.device)] = mimi.cardinality
+        return codes
+
+    def _generate(self, tick: _Tick) -> list[FrameOutput]:
+        """The LM step and the Mimi decode of one gathered, encoded tick."""
+        execute = tick.execute & np.array([a is b for a, b in zip(tick.streams, self._slots)])
+        if not execute.any():  # pipelined: every stream of that tick has left since
             return []
-        codes = self._encode(pcm_in, encode)
-        if eos.any():
-            codes[torch.from_numpy(eos).to(self.device)] = self.mimi.cardinality
         exec_mask = torch.from_numpy(execute).to(self.device)
         self.lm_gen.set_exec_mask(exec_mask)
-        tokens = self.lm_gen.step(codes)
+        tokens = self.lm_gen.step(tick.codes)
         assert tokens is not None  # support_out_of_sync: always a tensor, -2 where not generated yet
         tokens = tokens[:, :, 0]
         valid = exec_mask & (tokens[:, 0] >= 0)
         pcm_out = self._decode(tokens[:, 1:], valid) if bool(valid.any()) else None
-        return self._collect(execute, valid.cpu().numpy(), tokens.cpu().numpy(), pcm_out)
-
-    def _encode(self, pcm_in: np.ndarray, encode: np.ndarray) -> torch.Tensor:
-        n_codebooks = self.mimi.num_codebooks
-        if not encode.any():
-            return torch.zeros(self.batch_size, n_codebooks, 1, dtype=torch.long, device=self.device)
-        self.mimi.set_exec_mask(torch.from_numpy(encode).to(self.device))
-        return self.mimi.encode(torch.from_numpy(pcm_in).to(self.device))
+        return self._collect(tick, valid.cpu().numpy(), tokens.cpu().numpy(), pcm_out)
 
     def _decode(self, audio_tokens: torch.Tensor, valid: torch.Tensor) -> np.ndarray:
         self.mimi.set_exec_mask(valid)
         audio_tokens = torch.where(valid[:, None], audio_tokens, torch.zeros_like(audio_tokens))
         return self.mimi.decode(audio_tokens[:, :, None])[:, 0].float().cpu().numpy()
 
-    def _collect(self, execute: np.ndarray, valid: np.ndarray, tokens: np.ndarray,
+    def _collect(self, tick: _Tick, valid: np.ndarray, tokens: np.ndarray,
                  pcm_out: np.ndarray | None) -> list[FrameOutput]:
         outputs = []
-        for index in np.flatnonzero(execute):
+        for index in np.flatnonzero(valid):
             slot = self._slots[index]
-            slot.steps += 1
-            if slot.phase is _Phase.PRIME:
-                slot.phase = _Phase.RUNNING
-            if not valid[index]:
-                continue
             assert pcm_out is not None
             text_token = int(tokens[index, 0])
-            ended = slot.eos_fed and text_token == self.eos_text_id
-            tail = slot.outputs + 1 - slot.input_frames
-            final = ended or (slot.eos_fed and tail >= self.max_tail_frames)
+            eos_fed = bool(tick.eos_fed[index])
+            ended = eos_fed and text_token == self.eos_text_id
+            tail = slot.outputs + 1 - int(tick.input_frames[index])
+            final = ended or (eos_fed and tail >= self.max_tail_frames)
             outputs.append(FrameOutput(
                 slot=int(index), index=slot.outputs, pcm=pcm_out[index].copy(),
                 text=self.piece(text_token), text_token=text_token,
@@ -320,6 +377,8 @@ class BatchedTranslator:
         mask[indices] = True
         self.lm_gen.reset_streaming(mask)
         self.mimi.reset_streaming(mask)
+        if self._encoder_mimi is not self.mimi:
+            self._encoder_mimi.reset_streaming(mask)
 
     def _warmup(self) -> None:
         """Runs a few full-batch steps so CUDA graphs are captured before the first stream."""

@@ -24,8 +24,10 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port (Kyutai's servers use 8998).")] = 8998,
     slots: Annotated[int, typer.Option(help="Concurrent sessions: the model's batch size.")] = 8,
     device: DeviceOption = "auto",
-    threads: Annotated[int, typer.Option(help="CPU threads for torch (0: torch's default). On a small CPU machine "
-                                              "shared with other work, 1 gives steadier step times.")] = 0,
+    threads: Annotated[int, typer.Option(help="CPU threads for torch in each engine thread (0: half the cores when "
+                                              "pipelined, else torch's default).")] = 0,
+    pipeline: Annotated[Optional[bool], typer.Option(
+        help="Encode the next frame on a second thread while the LM and decoder run (default: on a CPU).")] = None,
     api_key: Annotated[Optional[str], typer.Option(
         envvar="HIBIKI_API_KEY", help="Require this key (header kyutai-api-key, Authorization: Bearer, or ?auth_id=).")] = None,
     max_session: Annotated[float, typer.Option(help="Seconds of input audio per session.")] = 3600.0,
@@ -37,19 +39,25 @@ def serve(
     cfg_coef: Annotated[Optional[float], typer.Option(help="Voice-transfer guidance (checkpoints with a conditioner).")] = None,
 ) -> None:
     """Serve streaming translation: web page at /, Kyutai's /api/chat, /v1/stream, POST /v1/translate, /metrics."""
+    checkpoint = open_model(model, device)
+    if pipeline is None:
+        pipeline = checkpoint.lm.device.type == "cpu"
+    if threads == 0 and pipeline:  # two engine threads, each its own half of the cores
+        threads = max(1, (os.cpu_count() or 2) // 2)
     if threads > 0:
         torch.set_num_threads(threads)
-    checkpoint = open_model(model, device)
     try:
         sampling = Sampling.from_checkpoint(checkpoint, cfg_coef=cfg_coef, use_sampling=False if greedy else None)
-        translator = BatchedTranslator(checkpoint, slots=slots, sampling=sampling, max_tail_s=max_tail)
+        translator = BatchedTranslator(checkpoint, slots=slots, sampling=sampling, max_tail_s=max_tail,
+                                       pipeline=pipeline)
     except ValueError as exc:
         logger.error("%s", exc)
         raise typer.Exit(2) from exc
     config = ServiceConfig(api_key=api_key or None, max_message_bytes=max_message_bytes, max_session_s=max_session,
                            idle_timeout_s=idle_timeout, max_upload_bytes=max_upload_mb << 20)
-    logger.info("serving %s on http://%s:%d with %d slots on %s%s", checkpoint.source, host, port, slots,
-                translator.device, " (API key required)" if config.api_key else "")
+    logger.info("serving %s on http://%s:%d with %d slots on %s (%s, %d torch threads%s)%s", checkpoint.source, host,
+                port, slots, translator.device, "pipelined" if pipeline else "sequential", torch.get_num_threads(),
+                " each" if pipeline else "", " (API key required)" if config.api_key else "")
     # uvicorn's own cap sits above ours, so a too-big message gets our error message, not a bare close.
     uvicorn.run(create_app(translator, config), host=host, port=port, ws_max_size=4 * max_message_bytes,
                 log_level=os.environ.get("HIBIKI_LOG_LEVEL", "info").lower())

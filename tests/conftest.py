@@ -93,14 +93,14 @@ def live_server(app) -> Iterator[str]:
         sock.close()
 
 
-def service_app(checkpoint_dir, slots: int = 8, **config):
+def service_app(checkpoint_dir, slots: int = 8, pipeline: bool = False, **config):
     """The service over a greedy translator whose tail stops after 0.4 s (5 frames)."""
     from hibiki.engine import BatchedTranslator, Sampling
     from service.app import create_app
     from service.config import ServiceConfig
 
     translator = BatchedTranslator(load_checkpoint(checkpoint_dir), slots=slots, sampling=Sampling(use_sampling=False),
-                                   max_tail_s=0.4)
+                                   max_tail_s=0.4, pipeline=pipeline)
     return create_app(translator, ServiceConfig(**config))
 
 

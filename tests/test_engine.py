@@ -42,11 +42,16 @@ def tokens_of(outputs) -> list[np.ndarray]:
     return [np.concatenate([[o.text_token], o.audio_tokens]) for o in outputs]
 
 
-def test_single_stream_matches_moshi(tiny_dir):
+# Pipelined (encoder on its own thread, a tick ahead of the LM): the same frames, a tick later.
+PIPELINE = pytest.mark.parametrize("pipeline", [False, True], ids=["sequential", "pipelined"])
+
+
+@PIPELINE
+def test_single_stream_matches_moshi(tiny_dir, pipeline):
     pcm = frames(12, seed=0)
     reference = moshi_reference(load_checkpoint(tiny_dir), pcm, silence_frames=6)
     translator = BatchedTranslator(load_checkpoint(tiny_dir), slots=2, sampling=GREEDY,
-                                   max_tail_s=len(reference) * 0.08)
+                                   max_tail_s=len(reference) * 0.08, pipeline=pipeline)
     slot = translator.attach()
     translator.feed(slot, pcm)
     translator.end_input(slot)
@@ -57,12 +62,13 @@ def test_single_stream_matches_moshi(tiny_dir):
     assert [o.index for o in outputs] == list(range(len(outputs)))
 
 
-def test_slots_are_independent(tiny_dir):
+@PIPELINE
+def test_slots_are_independent(tiny_dir, pipeline):
     """A stream's tokens are the same alone or beside streams that join, stall and leave."""
     watched = frames(16, seed=1)
     reference = moshi_reference(load_checkpoint(tiny_dir), watched, silence_frames=4)
     translator = BatchedTranslator(load_checkpoint(tiny_dir), slots=3, sampling=GREEDY,
-                                   max_tail_s=(len(reference) - 16) * 0.08)
+                                   max_tail_s=(len(reference) - 16) * 0.08, pipeline=pipeline)
     others = {translator.attach(): frames(30, seed=2)}  # joins first, feeds one frame per tick
     outputs, watched_slot, fed, tick = [], None, 0, 0
     while tick < 200:
@@ -142,9 +148,11 @@ def test_shaped_logits_argmax_draws_from_each_slots_distribution(tiny_dir):
     assert (draws[:, 1] == logits[1].argmax()).all()  # the greedy slot
 
 
-def test_text_eos_after_input_eos_ends_stream_and_frees_slot(eos_dir):
+@PIPELINE
+def test_text_eos_after_input_eos_ends_stream_and_frees_slot(eos_dir, pipeline):
     """This checkpoint writes text EOS at every step: ignored while input flows, final after."""
-    translator = BatchedTranslator(load_checkpoint(eos_dir), slots=2, sampling=GREEDY, max_tail_s=5.0)
+    translator = BatchedTranslator(load_checkpoint(eos_dir), slots=2, sampling=GREEDY, max_tail_s=5.0,
+                                   pipeline=pipeline)
     slot = translator.attach()
     translator.feed(slot, frames(10, seed=4))
     outputs = []
@@ -174,9 +182,10 @@ def test_tail_is_bounded_when_the_model_never_ends(tiny_dir):
     assert all(o.pcm.shape == (FRAME_SIZE,) and o.pcm.dtype == np.float32 for o in outputs)
 
 
-def test_output_lag_when_fed_in_real_time(tiny_dir):
+@PIPELINE
+def test_output_lag_when_fed_in_real_time(tiny_dir, pipeline):
     """Live clients send one frame per tick: output i must come out as input i + lag is consumed."""
-    translator = BatchedTranslator(load_checkpoint(tiny_dir), slots=1, sampling=GREEDY)
+    translator = BatchedTranslator(load_checkpoint(tiny_dir), slots=1, sampling=GREEDY, pipeline=pipeline)
     slot = translator.attach()
     translator.step()  # the priming step happens at the first tick after attach, before any input
     produced_at = {}
@@ -184,7 +193,7 @@ def test_output_lag_when_fed_in_real_time(tiny_dir):
         translator.feed(slot, frame)
         for output in translator.step():
             produced_at[output.index] = k
-    assert translator.output_lag_frames == translator.max_delay - 1 == 1
+    assert translator.output_lag_frames == translator.max_delay - 1 + pipeline == 1 + pipeline
     assert produced_at == {i: i + translator.output_lag_frames for i in range(8 - translator.output_lag_frames)}
 
 
