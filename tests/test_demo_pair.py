@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from training.demo.sentences import SentenceGenerator, held_out, split_of
@@ -187,3 +188,19 @@ def test_ship_writes_a_half_precision_default_model_with_its_card(tiny_dir, tmp_
     card = (dest / "README.md").read_text()
     assert "espeak-ng (2 voices: fr, fr+m3; drawn" in card
     assert "| sft | 100 | 42.5 | 31.0 | 2.1 |" in card and "`hibiki eval --limit 100`" in card
+
+    # Trained on a second corpus too and evaluated outside the recipe's folder: the card says so.
+    more = tmp_path / "corpus2"
+    (more / "train").mkdir(parents=True)
+    (more / "train" / "manifest.jsonl").write_text(json.dumps({"id": "d", "voice": "fr+f2"}) + "\n")
+    (out / "corpus" / "summary.json").write_text(json.dumps({"train": {"utterances": 10, "hours": 1.5}}))
+    (more / "summary.json").write_text(json.dumps({"train": {"utterances": 5, "hours": 0.25}}))
+    (tmp_path / "eval_best").mkdir()
+    (tmp_path / "eval_best" / "summary.json").write_text(json.dumps(dict(summary, text_bleu=44.0)))
+    ship(out, tiny_dir, dest, corpora=[out / "corpus", more], eval_dirs={"best": tmp_path / "eval_best"})
+    card = (dest / "README.md").read_text()
+    assert "espeak-ng (3 voices: fr, fr+f2, fr+m3; drawn" in card
+    assert "train 15 utterances (1.75 h of French), from 2 corpora" in card
+    assert "| best | 100 | 44.0 |" in card and "| sft |" not in card
+    with pytest.raises(FileNotFoundError, match="'missing'"):
+        ship(out, tiny_dir, dest, eval_dirs={"missing": tmp_path / "nowhere"})

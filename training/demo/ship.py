@@ -1,9 +1,12 @@
 """Ships a trained demo checkpoint as the embedded default model, with its model card.
 
     python -m training.demo.ship OUT [--checkpoint DIR] [--dest hibiki/default_model]
+        [--corpus DIR ...] [--eval NAME=DIR ...]
 
 OUT is the recipe's output directory (run.sh's OUT). The checkpoint defaults to the GRPO
-stage's best one once that stage has finished, else the supervised stage's latest. Weights
+stage's best one once that stage has finished, else the supervised stage's latest. A model
+trained on more corpora than OUT's, or evaluated elsewhere, names them with --corpus and
+--eval (each repeatable) so that its card says what it really saw and scored. Weights
 are written in float16 (half the repository's size; loaded back as float32) in the Kyutai
 format, beside a model card
 (README.md) whose metric table comes from the recipe's evaluations of the test split.
@@ -65,30 +68,49 @@ def default_checkpoint(out: Path) -> Path:
     raise FileNotFoundError(f"no GRPO best or supervised checkpoint under {out}: run the recipe first")
 
 
-def corpus_voices(out: Path) -> str:
-    """The French voices of the train split as the corpus really spoke it (its config can change between runs)."""
-    manifest = out / "corpus" / "train" / "manifest.jsonl"
-    if not manifest.is_file():
+def corpus_voices(corpora: list[Path]) -> str:
+    """The French voices of the train splits as the corpora really spoke them (the config can change between runs)."""
+    manifests = [m for corpus in corpora if (m := corpus / "train" / "manifest.jsonl").is_file()]
+    if not manifests:
         return "voices unknown"
-    rows, _ = open_dataset(manifest, "train")
-    voices = sorted(set(rows["voice"]))
+    voices = sorted({voice for m in manifests for voice in open_dataset(m, "train")[0]["voice"]})
     return f"{len(voices)} voice{'s' if len(voices) > 1 else ''}: {', '.join(voices)}"
 
 
-def ship(out: Path, checkpoint: Path, dest: Path) -> Path:
+def corpus_sizes(corpora: list[Path]) -> str:
+    """Utterances and hours per split, summed over the corpora."""
+    totals: dict[str, list[float]] = {}
+    for corpus in corpora:
+        for split, size in (load_json(corpus / "summary.json") or {}).items():
+            total = totals.setdefault(split, [0, 0.0])
+            total[0] += size["utterances"]
+            total[1] += size["hours"]
+    if not totals:
+        return "unknown"
+    sizes = ", ".join(f"{split} {n} utterances ({hours:.2f} h of French)" for split, (n, hours) in totals.items())
+    return sizes + (f", from {len(corpora)} corpora ({', '.join(str(c) for c in corpora)})" if len(corpora) > 1 else "")
+
+
+def ship(out: Path, checkpoint: Path, dest: Path, corpora: list[Path] | None = None,
+         eval_dirs: dict[str, Path] | None = None) -> Path:
     base = load_checkpoint(str(checkpoint), device="cpu", dtype=torch.float32)
     config = base.lm_config
     save_checkpoint(dest, base.lm, base.mimi, base.info.tokenizer, config, mimi_config=base.info.mimi_config,
                     model_type=base.info.model_type, lm_gen_config=base.info.lm_gen_config,
                     extra=dict(model_id=dict(name="hibiki-demo-fr-en")), dtype=torch.float16, mimi_dtype=torch.float16)
-    evals = load_evaluations(out)
-    corpus = load_json(out / "corpus" / "summary.json") or {}
+    corpora = corpora or [out / "corpus"]
+    if eval_dirs:
+        evals = {name: summary for name, path in eval_dirs.items() if (summary := load_json(path / "summary.json"))}
+        if missing := sorted(set(eval_dirs) - set(evals)):
+            raise FileNotFoundError(f"no summary.json in the evaluation directories of {missing}")
+    else:
+        evals = load_evaluations(out)
     card = CARD.format(
-        voices=corpus_voices(out), params=sum(p.numel() for p in base.lm.parameters()) / 1e6,
+        voices=corpus_voices(corpora), params=sum(p.numel() for p in base.lm.parameters()) / 1e6,
         acoustic_delay=config["delays"][2] - config["delays"][1],
         width=config["dim"], layers=config["num_layers"], dep_dim=config["depformer_dim"],
         dep_layers=config["depformer_num_layers"], codebooks=base.info.mimi_config["quantizer"]["n_q"],
-        data=", ".join(f"{k} {v['utterances']} utterances ({v['hours']} h of French)" for k, v in corpus.items()) or "unknown",
+        data=corpus_sizes(corpora),
         checkpoint=checkpoint, metrics="\n".join(evaluation_table(evals)) if evals else "(no evaluation found)")
     (dest / "README.md").write_text(card)
     return dest
@@ -99,10 +121,20 @@ def main() -> None:
     parser.add_argument("out", type=Path, help="The recipe's output directory (run.sh's OUT).")
     parser.add_argument("--checkpoint", type=Path, help="Checkpoint to ship (default: OUT/grpo/best, else the latest SFT one).")
     parser.add_argument("--dest", type=Path, default=SHIPPED, help="Where the default model lives (default: %(default)s).")
+    parser.add_argument("--corpus", type=Path, action="append",
+                        help="A corpus the model was trained on (repeatable; default: OUT/corpus).")
+    parser.add_argument("--eval", action="append", metavar="NAME=DIR",
+                        help="An evaluation (hibiki eval --out DIR) for the card's table (repeatable; default: OUT/eval/sft and OUT/eval/grpo).")
     args = parser.parse_args()
+    evals = {}
+    for item in args.eval or []:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            parser.error(f"--eval takes NAME=DIR (e.g. sft=out/eval/sft), got {item!r}")
+        evals[name] = Path(path)
     try:
         checkpoint = args.checkpoint or default_checkpoint(args.out)
-        dest = ship(args.out, checkpoint, args.dest)
+        dest = ship(args.out, checkpoint, args.dest, args.corpus, evals)
     except (FileNotFoundError, ValueError) as exc:
         raise SystemExit(f"error: {exc}") from None
     size = sum(p.stat().st_size for p in dest.iterdir()) / 1e6
