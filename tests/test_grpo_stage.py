@@ -31,5 +31,6 @@ def test_grpo_stage_runs_validates_and_keeps_the_best(tiny_dir, parallel_set, tm
     assert all("val_bleu" in r and r["val_laal_s"] is not None for r in history)
     assert all(0 <= r["reward"] <= 100 and r["clip_fraction"] >= 0 for r in history[1:])
     best = json.loads((out / "best.json").read_text())
-    assert best["val_score"] == max(r["val_score"] for r in history)
+    eligible = [r for r in history if r["val_bleu"] >= history[0]["val_bleu"] - 1.0]  # max_bleu_loss
+    assert best["step"] == min(eligible, key=lambda r: (r["val_laal_s"], -r["val_bleu"]))["step"]
     assert load_checkpoint(out / "best").lm is not None and load_checkpoint(out / "last").lm is not None

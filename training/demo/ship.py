@@ -124,7 +124,8 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, action="append",
                         help="A corpus the model was trained on (repeatable; default: OUT/corpus).")
     parser.add_argument("--eval", action="append", metavar="NAME=DIR",
-                        help="An evaluation (hibiki eval --out DIR) for the card's table (repeatable; default: OUT/eval/sft and OUT/eval/grpo).")
+                        help="An evaluation (hibiki eval --out DIR) for the card's table "
+                             "(repeatable; default: OUT/eval/sft and OUT/eval/grpo).")
     args = parser.parse_args()
     evals = {}
     for item in args.eval or []:

@@ -10,9 +10,10 @@ updates against those rollouts' log-probs (loss.py): the old policy is refreshed
 `num_iterations` updates. Field names follow trl's GRPOConfig where they mean the same.
 
 Every `eval_every` steps, greedy translations of the validation sources give text BLEU,
-LAAL and End Offset (text-stream word times); the checkpoint with the best
-`BLEU - latency_weight * LAAL` is kept in OUT/best (the rule: one LAAL second is worth
-`latency_weight` BLEU points; 0 keeps the best BLEU), the last one in OUT/last.
+LAAL and End Offset (text-stream word times). OUT/best keeps the checkpoint with the
+lowest LAAL among those whose BLEU is at most `max_bleu_loss` points below the starting
+checkpoint's (the stage's goal: earlier at the same quality; the start itself when no
+update qualifies), OUT/last the last one.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ class GRPOStageConfig:
     loss: PolicyLossConfig = field(default_factory=PolicyLossConfig)
     eval_every: int = 100
     eval_examples: int = 64
-    latency_weight: float = 2.0
+    max_bleu_loss: float = 1.0  # OUT/best: lowest validation LAAL within this many BLEU points of the start
     seed: int = 0
 
 
@@ -103,7 +104,8 @@ class GRPOTrainer:
         a = self.accelerator
         self.data = iter(open_examples(config.data, a.process_index, a.num_processes, shuffle_buffer=256, seed=config.seed))
         self.val = list(open_examples(config.val_data, repeat=False).take(config.eval_examples)) if config.val_data else []
-        self.best = float("-inf")
+        self.start_bleu: float | None = None  # validation BLEU of the starting checkpoint (step 0)
+        self.best: dict | None = None
 
     def group(self, example: dict, codes: torch.Tensor, logprobs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """One source's G rollouts -> (codes, old log-probs, advantages, mean reward per rollout)."""
@@ -160,14 +162,16 @@ class GRPOTrainer:
                 "val_end_offset_s": mean(ends) if ends else None}
 
     def keep(self, record: dict) -> None:
-        c = self.config
+        if self.start_bleu is None:
+            self.start_bleu = record["val_bleu"]
         laal_s = record.get("val_laal_s")
-        score = record["val_bleu"] - c.latency_weight * (laal_s if laal_s is not None else 0.0)
-        record["val_score"] = score
+        eligible = laal_s is not None and record["val_bleu"] >= self.start_bleu - self.config.max_bleu_loss
+        better = eligible and (self.best is None or (laal_s, -record["val_bleu"]) < (self.best["val_laal_s"], -self.best["val_bleu"]))
+        if better:
+            self.best = record
         if self.accelerator.is_main_process:
             save_kyutai(self.lm, self.base, self.out / "last", None)
-            if score > self.best:
-                self.best = score
+            if better:
                 save_kyutai(self.lm, self.base, self.out / "best", None)
                 (self.out / "best.json").write_text(json.dumps(record, indent=2) + "\n")
 
