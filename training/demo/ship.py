@@ -28,8 +28,10 @@ CARD = """# hibiki-demo-fr-en: the embedded default model
 
 A small Hibiki (moshi `LMModel`, {params:.1f} M parameters: dual stream, inner-monologue text,
 acoustic delay {acoustic_delay}, {width} wide, {layers} layers, depth transformer of {dep_dim} x
-{dep_layers}) around a small Mimi codec ({codebooks} codebooks), trained from scratch by
-`training/recipes/demo_fr_en/run.sh` on this project's synthetic French->English corpus.
+{dep_layers}) around a small Mimi codec ({codebooks} codebooks), trained from scratch with
+this project's pipeline (`training/recipes/demo_fr_en/`: `run.sh`, then supervised phases
+continued on more corpora as the main README's "The demo model" lists) on its synthetic
+French->English corpora.
 It is what `hibiki translate`, `hibiki serve` and `hibiki eval` use when no model is named.
 
 ## What it was trained on
