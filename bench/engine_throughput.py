@@ -5,7 +5,7 @@ batch keeps all of its B streams in real time when a tick takes at most 80 ms (p
 
     python bench/engine_throughput.py --preset small --slots 1 4 16 64
     python bench/engine_throughput.py --model kyutai/hibiki-zero-3b-pytorch-bf16 --device cuda
-    python bench/engine_throughput.py --model out/demo/checkpoint --slots 16 --threads 1 --pipeline  # CPU
+    python bench/engine_throughput.py --model hibiki/default_model --slots 16 --threads 1 --pipeline  # CPU
 """
 
 from __future__ import annotations

@@ -255,7 +255,8 @@ class BatchedTranslator:
     # ----------------------------------------------------------------- stepping
     @torch.no_grad()
     def step(self) -> list[FrameOutput]:
-        """Advances every slot that has work by one model step; returns the frames produced."""
+        """Advances every slot that has work by one model step; returns the frames produced
+        (pipelined: those of the step gathered at the previous call)."""
         tick = self._gather()
         if self._encoder is None:
             if tick is None:

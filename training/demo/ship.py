@@ -129,6 +129,9 @@ def main() -> None:
                         help="An evaluation (hibiki eval --out DIR) for the card's table "
                              "(repeatable; default: OUT/eval/sft and OUT/eval/grpo).")
     args = parser.parse_args()
+    for corpus in args.corpus or []:
+        if not (corpus / "summary.json").is_file():
+            parser.error(f"--corpus {corpus} holds no summary.json: name a directory built by training.demo.corpus")
     evals = {}
     for item in args.eval or []:
         name, sep, path = item.partition("=")
