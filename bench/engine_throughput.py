@@ -68,7 +68,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=50, help="timed ticks per batch size")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--pipeline", action="store_true", help="encoder on a second thread, a tick ahead of the LM")
+    parser.add_argument("--pipeline", action="store_true", help="Mimi encoder, LM and Mimi decoder on three threads, a tick apart")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (per engine thread; 0: torch's default)")
     args = parser.parse_args()
     if args.threads:

@@ -15,11 +15,12 @@ Output audio is in model time: output frame t is the target frame aligned with i
 frame t (what training aligns), as moshi's run_inference writes it. A live listener hears
 it `max(delays)` frames after input frame t arrived.
 
-Pipelined (for CPUs): a tick encodes its input frames on a second thread while the calling
-thread runs the LM and the Mimi decoder on the frames the previous tick encoded, so the
-codec and the LM use two cores at once (torch releases the GIL in its kernels). The encoder
-gets its own copy of Mimi, whose streaming state only that thread touches. Outputs are the
-same frames, one tick later.
+Pipelined (for CPUs): a tick runs three stages at once, each on its own thread: the Mimi
+encoder on this tick's input frames, the LM on the frames the previous tick encoded, the
+Mimi decoder on the tokens the previous tick's LM step wrote. The codec and the LM then
+share the cores (torch releases the GIL in its kernels) and a tick costs its slowest stage,
+not their sum. The encoder gets its own copy of Mimi, whose streaming state only that
+thread touches. Outputs are the same frames, two ticks later.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import copy
 import enum
 import logging
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,11 +112,11 @@ class _Slot:
 
 @dataclass
 class _Tick:
-    """One model step's inputs, gathered from the slots when its tick starts.
+    """One model step, from the inputs gathered when its tick starts to its decoded tokens.
 
-    Pipelined, its LM step runs a tick later: `streams` says which stream each slot held,
-    so a step for a stream that has since left is dropped, and `eos_fed` / `input_frames`
-    are the streams' counts as they were when the tick was gathered."""
+    Pipelined, its LM step runs a tick later and its decode two: `streams` says which
+    stream each slot held, so the work of a stream that has since left is dropped, and
+    `eos_fed` / `input_frames` are the streams' counts as they were when it was gathered."""
 
     execute: np.ndarray  # [B] bool: slots the LM steps
     encode: np.ndarray  # [B] bool: slots whose pcm Mimi encodes
@@ -125,6 +126,8 @@ class _Tick:
     eos_fed: np.ndarray  # [B] bool
     input_frames: np.ndarray  # [B] int
     codes: torch.Tensor | None = None  # [B, n_q, 1] once encoded
+    tokens: torch.Tensor | None = None  # [B, 1 + dep_q] once the LM stepped
+    valid: torch.Tensor | None = None  # [B] bool: slots whose tokens are an output frame
 
 
 @dataclass
@@ -158,8 +161,8 @@ class BatchedTranslator:
         self.max_delay = max(self.lm.delays)
         # Output frame i comes out of the step that consumes input frame i + output_lag_frames:
         # the acoustic delay, less the one frame the model reads ahead (moshi's alignment),
-        # plus the tick a pipelined engine holds each frame between encoder and LM.
-        self.output_lag_frames = self.max_delay - 1 + int(pipeline)
+        # plus the two ticks a pipelined engine holds each frame (encoder -> LM -> decoder).
+        self.output_lag_frames = self.max_delay - 1 + 2 * int(pipeline)
         self.eos_text_id = self.tokenizer.eos_id()
         if self.sampling.cfg_coef != 1.0 and self.lm.condition_provider is None:
             raise ValueError(
@@ -179,9 +182,11 @@ class BatchedTranslator:
             on_text_logits_hook=self.slot_sampling.shape_text if self.slot_sampling else None,
         )
         self._encoder_mimi = copy.deepcopy(self.mimi) if pipeline else self.mimi
-        # One thread, always the same: a torch call from a new thread starts another OpenMP team.
+        # One thread per stage, always the same: a torch call from a new thread starts another OpenMP team.
         self._encoder = ThreadPoolExecutor(1, thread_name_prefix="hibiki-encoder") if pipeline else None
-        self._pending: _Tick | None = None  # pipelined: encoded last tick, LM step this tick
+        self._decoder = ThreadPoolExecutor(1, thread_name_prefix="hibiki-decoder") if pipeline else None
+        self._encoded: _Tick | None = None  # pipelined: encoded last tick, LM step this tick
+        self._stepped: _Tick | None = None  # pipelined: LM-stepped last tick, decoded this tick
         self.lm_gen.streaming_forever(slots)
         self.mimi.streaming_forever(slots)
         if pipeline:
@@ -256,21 +261,40 @@ class BatchedTranslator:
     @torch.no_grad()
     def step(self) -> list[FrameOutput]:
         """Advances every slot that has work by one model step; returns the frames produced
-        (pipelined: those of the step gathered at the previous call)."""
+        (pipelined: those of the step gathered two calls before)."""
         tick = self._gather()
         if self._encoder is None:
             if tick is None:
                 return []
             tick.codes = self._encode(tick)
-            return self._generate(tick)
+            if not self._step_lm(tick):
+                return []
+            return self._collect(tick, self._decode(tick))
+        assert self._decoder is not None
+        stepped, self._stepped = self._stepped, None
+        if stepped is not None and not self._still_attached(stepped):
+            stepped = None
         encoding = self._encoder.submit(self._encode, tick) if tick is not None else None
-        previous, self._pending = self._pending, None
+        decoding = self._decoder.submit(self._decode, stepped) if stepped is not None else None
+        encoded, self._encoded = self._encoded, None
         try:
-            return self._generate(previous) if previous is not None else []
-        finally:
-            if encoding is not None:
-                tick.codes = encoding.result()
-                self._pending = tick
+            if encoded is not None and self._step_lm(encoded):
+                self._stepped = encoded
+        finally:  # no stage may still run when this call returns, even on an error
+            wait([f for f in (encoding, decoding) if f is not None])
+        if encoding is not None:
+            tick.codes = encoding.result()
+            self._encoded = tick
+        return self._collect(stepped, decoding.result()) if decoding is not None else []
+
+    def _still_attached(self, tick: _Tick) -> bool:
+        """Drops from a gathered tick the slots whose stream has left since; False if none is left."""
+        attached = np.array([a is b for a, b in zip(tick.streams, self._slots)])
+        tick.execute &= attached
+        if tick.valid is not None:
+            tick.valid &= torch.from_numpy(attached).to(self.device)
+            return bool(tick.valid.any())
+        return bool(tick.execute.any())
 
     def _gather(self) -> _Tick | None:
         """Takes this tick's input frame from every slot and moves the slots' phases on."""
@@ -315,31 +339,32 @@ class BatchedTranslator:
             codes[torch.from_numpy(tick.eos).to(self.device)] = mimi.cardinality
         return codes
 
-    def _generate(self, tick: _Tick) -> list[FrameOutput]:
-        """The LM step and the Mimi decode of one gathered, encoded tick."""
-        execute = tick.execute & np.array([a is b for a, b in zip(tick.streams, self._slots)])
-        if not execute.any():  # pipelined: every stream of that tick has left since
-            return []
-        exec_mask = torch.from_numpy(execute).to(self.device)
+    def _step_lm(self, tick: _Tick) -> bool:
+        """The LM step of an encoded tick; False when it gave no output frame to decode."""
+        if not self._still_attached(tick):  # pipelined: every stream of that tick has left since
+            return False
+        exec_mask = torch.from_numpy(tick.execute).to(self.device)
         self.lm_gen.set_exec_mask(exec_mask)
         tokens = self.lm_gen.step(tick.codes)
         assert tokens is not None  # support_out_of_sync: always a tensor, -2 where not generated yet
-        tokens = tokens[:, :, 0]
-        valid = exec_mask & (tokens[:, 0] >= 0)
-        pcm_out = self._decode(tokens[:, 1:], valid) if bool(valid.any()) else None
-        return self._collect(tick, valid.cpu().numpy(), tokens.cpu().numpy(), pcm_out)
+        tick.tokens = tokens[:, :, 0]
+        tick.valid = exec_mask & (tick.tokens[:, 0] >= 0)
+        return bool(tick.valid.any())
 
-    def _decode(self, audio_tokens: torch.Tensor, valid: torch.Tensor) -> np.ndarray:
-        self.mimi.set_exec_mask(valid)
-        audio_tokens = torch.where(valid[:, None], audio_tokens, torch.zeros_like(audio_tokens))
+    @torch.no_grad()
+    def _decode(self, tick: _Tick) -> np.ndarray:
+        assert tick.tokens is not None and tick.valid is not None
+        self.mimi.set_exec_mask(tick.valid)
+        audio_tokens = tick.tokens[:, 1:]
+        audio_tokens = torch.where(tick.valid[:, None], audio_tokens, torch.zeros_like(audio_tokens))
         return self.mimi.decode(audio_tokens[:, :, None])[:, 0].float().cpu().numpy()
 
-    def _collect(self, tick: _Tick, valid: np.ndarray, tokens: np.ndarray,
-                 pcm_out: np.ndarray | None) -> list[FrameOutput]:
+    def _collect(self, tick: _Tick, pcm_out: np.ndarray) -> list[FrameOutput]:
+        assert tick.tokens is not None and tick.valid is not None
+        tokens = tick.tokens.cpu().numpy()
         outputs = []
-        for index in np.flatnonzero(valid):
+        for index in np.flatnonzero(tick.valid.cpu().numpy()):
             slot = self._slots[index]
-            assert pcm_out is not None
             text_token = int(tokens[index, 0])
             eos_fed = bool(tick.eos_fed[index])
             ended = eos_fed and text_token == self.eos_text_id

@@ -24,10 +24,10 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port (Kyutai's servers use 8998).")] = 8998,
     slots: Annotated[int, typer.Option(help="Concurrent sessions: the model's batch size.")] = 8,
     device: DeviceOption = "auto",
-    threads: Annotated[int, typer.Option(help="CPU threads for torch in each engine thread (0: half the cores when "
+    threads: Annotated[int, typer.Option(help="CPU threads for torch in each engine thread (0: a third of the cores when "
                                               "pipelined, else torch's default).")] = 0,
     pipeline: Annotated[Optional[bool], typer.Option(
-        help="Encode the next frame on a second thread while the LM and decoder run (default: on a CPU).")] = None,
+        help="Mimi encoder, LM and Mimi decoder each on its own thread, a tick apart (default: on a CPU).")] = None,
     api_key: Annotated[Optional[str], typer.Option(
         envvar="HIBIKI_API_KEY", help="Require this key (header kyutai-api-key, Authorization: Bearer, or ?auth_id=).")] = None,
     max_session: Annotated[float, typer.Option(help="Seconds of input audio per session.")] = 3600.0,
@@ -42,8 +42,8 @@ def serve(
     checkpoint = open_model(model, device)
     if pipeline is None:
         pipeline = checkpoint.lm.device.type == "cpu"
-    if threads == 0 and pipeline:  # two engine threads, each its own half of the cores
-        threads = max(1, (os.cpu_count() or 2) // 2)
+    if threads == 0 and pipeline:  # three engine threads, each its own third of the cores
+        threads = max(1, (os.cpu_count() or 3) // 3)
     if threads > 0:
         torch.set_num_threads(threads)
     try:

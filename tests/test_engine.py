@@ -193,7 +193,7 @@ def test_output_lag_when_fed_in_real_time(tiny_dir, pipeline):
         translator.feed(slot, frame)
         for output in translator.step():
             produced_at[output.index] = k
-    assert translator.output_lag_frames == translator.max_delay - 1 + pipeline == 1 + pipeline
+    assert translator.output_lag_frames == translator.max_delay - 1 + 2 * pipeline == 1 + 2 * pipeline
     assert produced_at == {i: i + translator.output_lag_frames for i in range(8 - translator.output_lag_frames)}
 
 

@@ -156,7 +156,7 @@ def test_v1_stream_flushes_at_end_of_input_and_resamples(server):
     got = asyncio.run(v1_session(server, pcm, rate=rate, chunk_s=0.05))
     assert got["error"] is None and got["close_code"] == 1000
     ready, final = got["ready"], got["final"]
-    assert ready["sample_rate"] == SAMPLE_RATE and ready["output_lag_frames"] == 2  # max delay 2, less 1 read ahead, + 1 pipelined
+    assert ready["sample_rate"] == SAMPLE_RATE and ready["output_lag_frames"] == 3  # max delay 2, less 1 read ahead, + 2 pipelined
     # 1.6 s of input -> 20 frames at 24 kHz, then the 0.4 s tail
     assert [len(a) for a in got["audio"]] == [FRAME_SIZE * 2] * (20 + TAIL_FRAMES)
     assert final["timing"]["input_s"] == pytest.approx(1.6, abs=0.01)
