@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from training.demo.sentences import SentenceGenerator, held_out, split_of
+from training.demo.sentences import SentenceGenerator, held_out, realised_combos, split_of
 
 
 def test_sentence_pairs_cover_reordering_constructions_and_split_by_content():
@@ -37,6 +37,18 @@ def test_sentence_pairs_cover_reordering_constructions_and_split_by_content():
     assert held and all(split_of(p) == "test" for p in held)
     train_combos = {c for p in pairs if split_of(p) == "train" for c in p.combos}
     assert not any(held_out(c) for c in train_combos)  # the test split holds combinations never trained on
+    assert "Qu'est-ce que" in french and "Que est" not in french and " que un" not in french  # elided
+
+
+def test_only_spoken_noun_phrases_decide_the_split():
+    """An object said as a pronoun or asked for by the question word is not heard: its
+    adjective-noun pair must not send the sentence to test (the same words also go to train)."""
+    generator = SentenceGenerator(seed=5)
+    frame = next(f for f in iter(generator.frame, None) if f["kind"] == "transitive" and f["object"].adjective)
+    combo = f"{frame['object'].adjective[0]}|{frame['object'].noun[0]}"
+    assert combo in realised_combos({**frame, "object_pronoun": False, "question": None})
+    assert combo not in realised_combos({**frame, "object_pronoun": True, "question": None})
+    assert combo not in realised_combos({**frame, "object_pronoun": False, "question": "wad"})
 
 
 def test_corpus_rows_serve_prepare_eval_and_codec(tmp_path):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 from dataclasses import dataclass
 
 import pyrealb as rb
@@ -145,6 +146,20 @@ class SentenceGenerator:
         fr, en = self.realise(frame, 0), self.realise(frame, 1)
         if "[[" in fr or "[[" in en:
             return None
-        combos = frozenset(f"{np_.adjective[0]}|{np_.noun[0]}" for key in ("subject", "object", "recipient")
-                           if isinstance(np_ := frame.get(key), _NP) and np_.adjective)
-        return Pair(fr, en, combos)
+        return Pair(_elide_que(fr), en, realised_combos(frame))
+
+
+def realised_combos(frame: dict) -> frozenset[str]:
+    """The adjective-noun combinations a frame's sentence says aloud.
+
+    An object replaced by a pronoun or by the question word is not heard, so it must not
+    send the sentence to `test`: the same words would then also be drawn for `train`."""
+    nps = [frame["subject"], frame.get("recipient"), frame["place"][1] if frame["place"] else None]
+    if not frame["object_pronoun"] and frame["question"] != "wad":
+        nps.append(frame.get("object"))
+    return frozenset(f"{np_.adjective[0]}|{np_.noun[0]}" for np_ in nps if isinstance(np_, _NP) and np_.adjective)
+
+
+def _elide_que(french: str) -> str:
+    """pyrealb writes "Que est-ce que", "que un": French elides que before a vowel (not before onze, huit)."""
+    return re.sub(r"\b([Qq])ue (?=(?!onze\b|huit\b)[aeiouyéèêàâîôû])", r"\1u'", french)
