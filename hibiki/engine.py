@@ -271,12 +271,10 @@ class BatchedTranslator:
                 return []
             return self._collect(tick, self._decode(tick))
         assert self._decoder is not None
-        stepped, self._stepped = self._stepped, None
-        if stepped is not None and not self._still_attached(stepped):
-            stepped = None
+        encoded, stepped = self._still_attached(self._encoded), self._still_attached(self._stepped)
+        self._encoded = self._stepped = None
         encoding = self._encoder.submit(self._encode, tick) if tick is not None else None
         decoding = self._decoder.submit(self._decode, stepped) if stepped is not None else None
-        encoded, self._encoded = self._encoded, None
         try:
             if encoded is not None and self._step_lm(encoded):
                 self._stepped = encoded
@@ -287,14 +285,16 @@ class BatchedTranslator:
             self._encoded = tick
         return self._collect(stepped, decoding.result()) if decoding is not None else []
 
-    def _still_attached(self, tick: _Tick) -> bool:
-        """Drops from a gathered tick the slots whose stream has left since; False if none is left."""
+    def _still_attached(self, tick: _Tick | None) -> _Tick | None:
+        """A tick held by the pipeline, less the slots whose stream has left since; None if none is left."""
+        if tick is None:
+            return None
         attached = np.array([a is b for a, b in zip(tick.streams, self._slots)])
         tick.execute &= attached
         if tick.valid is not None:
             tick.valid &= torch.from_numpy(attached).to(self.device)
-            return bool(tick.valid.any())
-        return bool(tick.execute.any())
+            return tick if bool(tick.valid.any()) else None
+        return tick if tick.execute.any() else None
 
     def _gather(self) -> _Tick | None:
         """Takes this tick's input frame from every slot and moves the slots' phases on."""
@@ -341,8 +341,6 @@ class BatchedTranslator:
 
     def _step_lm(self, tick: _Tick) -> bool:
         """The LM step of an encoded tick; False when it gave no output frame to decode."""
-        if not self._still_attached(tick):  # pipelined: every stream of that tick has left since
-            return False
         exec_mask = torch.from_numpy(tick.execute).to(self.device)
         self.lm_gen.set_exec_mask(exec_mask)
         tokens = self.lm_gen.step(tick.codes)
