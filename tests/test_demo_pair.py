@@ -81,23 +81,36 @@ def test_corpus_refuses_voices_espeak_would_replace_silently():
             check_voices(CorpusConfig(french_variants=bad))
 
 
-def test_codec_trains_saves_in_mimi_format_and_resumes(tmp_path):
-    from moshi.models import loaders
+def _tone_corpus(root):
+    """A corpus of two tones, French side 220 Hz, English side 440 Hz."""
+    from hibiki.audio import SAMPLE_RATE, write_wav
 
-    from hibiki.audio import FRAME_SIZE, SAMPLE_RATE, write_wav
-    from hibiki.checkpoint import MIMI_CONFIG_NAME as CONFIG_NAME
-    from hibiki.checkpoint import MIMI_NAME as WEIGHTS_NAME
-    from hibiki.checkpoint import load_mimi
-    from training.demo.codec import CodecConfig, train
-
-    corpus = tmp_path / "corpus" / "train"
+    corpus = root / "corpus" / "train"
     (corpus / "audio").mkdir(parents=True)
     t = np.arange(SAMPLE_RATE * 3) / SAMPLE_RATE
     write_wav(corpus / "audio" / "a.wav", (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32))
     write_wav(corpus / "audio" / "b.wav", (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32))
     (corpus / "manifest.jsonl").write_text(json.dumps({"audio": "audio/a.wav", "target_audio": "audio/b.wav"}) + "\n")
-    config = CodecConfig(corpus=str(tmp_path / "corpus"), out=str(tmp_path / "codec"), dimension=32, n_filters=4,
-                         transformer_layers=1, n_q=8, bins=64, steps=4, batch_size=2, segment_s=0.48, log_every=1, save_every=2)
+    return root / "corpus"
+
+
+def _tiny_codec_config(corpus, out, **overrides):
+    from training.demo.codec import CodecConfig
+
+    return CodecConfig(corpus=str(corpus), out=str(out), dimension=32, n_filters=4, transformer_layers=1, n_q=8,
+                       bins=64, steps=4, batch_size=2, segment_s=0.48, log_every=1, save_every=2, **overrides)
+
+
+def test_codec_trains_saves_in_mimi_format_and_resumes(tmp_path):
+    from moshi.models import loaders
+
+    from hibiki.audio import FRAME_SIZE
+    from hibiki.checkpoint import MIMI_CONFIG_NAME as CONFIG_NAME
+    from hibiki.checkpoint import MIMI_NAME as WEIGHTS_NAME
+    from hibiki.checkpoint import load_mimi
+    from training.demo.codec import train
+
+    config = _tiny_codec_config(_tone_corpus(tmp_path), tmp_path / "codec")
     first = train(config)
     assert first["history"][-1]["stft"] < first["history"][0]["stft"] * 1.5
     spec = json.loads((tmp_path / "codec" / CONFIG_NAME).read_text())
@@ -109,6 +122,29 @@ def test_codec_trains_saves_in_mimi_format_and_resumes(tmp_path):
     config.steps = 6
     resumed = train(config)
     assert resumed["history"][-1]["step"] == 6 and resumed["history"][:len(first["history"])] == first["history"]
+
+
+def test_codec_decoder_only_keeps_the_codes_and_changes_the_decoder(tmp_path):
+    from hibiki.audio import FRAME_SIZE
+    from hibiki.checkpoint import load_mimi
+    from training.demo.codec import train
+
+    corpus = _tone_corpus(tmp_path)
+    train(_tiny_codec_config(corpus, tmp_path / "codec"))
+    with pytest.raises(ValueError, match="init="):
+        train(_tiny_codec_config(corpus, tmp_path / "no_init", decoder_only=True))
+    train(_tiny_codec_config(corpus, tmp_path / "decoder", init=str(tmp_path / "codec"), decoder_only=True,
+                             audio_columns=["target_audio"], lr=1e-2))
+    before, after = load_mimi(tmp_path / "codec"), load_mimi(tmp_path / "decoder")
+    old, new = before.state_dict(), after.state_dict()
+    changed = {k for k in old if not torch.equal(old[k], new[k])}
+    assert changed and all(k.startswith(("decoder", "upsample", "quantizer.")) for k in changed), changed
+    assert all("output_proj" in k for k in changed if k.startswith("quantizer."))
+    t = np.arange(FRAME_SIZE * 4) / 24000
+    x = torch.from_numpy((0.3 * np.sin(2 * np.pi * 330 * t)).astype(np.float32))[None, None]
+    with torch.no_grad():
+        assert torch.equal(before.encode(x), after.encode(x))
+        assert not torch.allclose(before.decode(before.encode(x)), after.decode(after.encode(x)))
 
 
 def test_base_checkpoint_wraps_the_codec_with_a_corpus_tokenizer(tmp_path):

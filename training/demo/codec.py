@@ -9,7 +9,12 @@ encoder and decoder learn as an autoencoder while the codebooks catch up. No adv
 loss: on espeak-ng's clean synthetic voices the reconstruction losses are what pays.
 Segments are drawn at random from French and English training audio held in memory (on
 the GPU when there is one, so a step never waits for disk). `max_minutes` stops a run at a
-time budget, saving as at the last step. The codec is saved in Kyutai's Mimi format
+time budget, saving as at the last step. `decoder_only=true` (with `init=`) trains the
+decoder side alone on what the frozen encoder and codebooks give, exactly the engine's
+encode -> codes -> decode path: the codes an LM was trained on keep their meaning, so the
+better decoder drops into a trained model without preparing its data again, and
+`audio_columns=[target_audio]` spends it on the only speech the decoder ever voices.
+The codec is saved in Kyutai's Mimi format
 (OUT/mimi.safetensors + OUT/mimi_config.json, loadable with `moshi.models.loaders.get_mimi`
 or `hibiki.checkpoint.load_mimi`); OUT/state.pt resumes a killed run.
 """
@@ -20,7 +25,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import auraloss
@@ -58,6 +63,8 @@ class CodecConfig:
     max_minutes: float = 0.0  # stop (and save) after this much training time; 0: no limit
     device: str = "auto"  # auto: cuda when available
     init: str = ""  # a codec directory (Kyutai Mimi format) to start from: weights and codebooks, fresh optimizer
+    decoder_only: bool = False  # freeze the encoder and codebooks (needs init): a trained LM's codes stay valid
+    audio_columns: list[str] = field(default_factory=lambda: ["audio", "target_audio"])  # manifest columns to train on
     log_every: int = 50
     save_every: int = 500
     threads: int = 0  # torch CPU threads (0: torch's default)
@@ -77,12 +84,13 @@ class Segments:
     """Random fixed-length segments of the corpus's training audio (both languages), all of
     it held as one int16 tensor on the training device."""
 
-    def __init__(self, corpus: Path, segment: int, seed: int, device: torch.device) -> None:
+    def __init__(self, corpus: Path, segment: int, seed: int, device: torch.device,
+                 columns: tuple[str, ...] = ("audio", "target_audio")) -> None:
         manifest = corpus / "train" / "manifest.jsonl"
         if not manifest.is_file():
             raise FileNotFoundError(f"{manifest} not found: build the corpus first (python -m training.demo.corpus out={corpus})")
         rows = [json.loads(line) for line in manifest.read_text().splitlines()]
-        files = [corpus / "train" / r[key] for r in rows for key in ("audio", "target_audio")]
+        files = [corpus / "train" / r[key] for r in rows for key in columns if r.get(key)]
         if not files:
             raise FileNotFoundError(f"no training audio in {corpus}/train/manifest.jsonl; build the corpus first")
         clips = [soundfile.read(str(f), dtype="int16")[0] for f in tqdm(files, desc="loading audio", unit="file", disable=None)]
@@ -102,6 +110,18 @@ class Segments:
         return (self.audio[index].float() / 32768.0)[:, None]
 
 
+def _freeze_encoder_side(mimi: MimiModel) -> None:
+    """Everything up to the codes stops learning; the quantizer's output projections, which
+    turn codes into the decoder's input, go on learning with the decoder."""
+    for module in (mimi.encoder, mimi.encoder_transformer, getattr(mimi, "downsample", None)):
+        if module is not None:
+            module.requires_grad_(False)
+    for name, parameter in mimi.quantizer.named_parameters():
+        if "output_proj" not in name:
+            parameter.requires_grad_(False)
+    mimi.quantizer.ema_frozen_(True)
+
+
 def train(config: CodecConfig) -> dict:
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -113,7 +133,12 @@ def train(config: CodecConfig) -> dict:
     if config.init:
         mimi.load_state_dict(load_mimi(config.init, device).state_dict())
         logger.info("started from the codec in %s", config.init)
-    optimizer = torch.optim.AdamW(mimi.parameters(), lr=config.lr, betas=(0.8, 0.99))
+    elif config.decoder_only:
+        raise ValueError("decoder_only=true trains the decoder of an existing codec: give it with init=DIR")
+    if config.decoder_only:
+        _freeze_encoder_side(mimi)
+    trainable = [p for p in mimi.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=config.lr, betas=(0.8, 0.99))
     step, history = 0, []
     state_path = out / "state.pt"
     if state_path.is_file():
@@ -123,27 +148,34 @@ def train(config: CodecConfig) -> dict:
         step, history = state["step"], state["history"]
         torch.set_rng_state(state["rng"])
         logger.info("resumed at step %d", step)
-    segments = Segments(Path(config.corpus), round(config.segment_s * SAMPLE_RATE), config.seed + step, device)
+    segments = Segments(Path(config.corpus), round(config.segment_s * SAMPLE_RATE), config.seed + step, device,
+                        tuple(config.audio_columns))
     logger.info("%.2f h of training audio on %s", segments.seconds / 3600, device)
     stft = auraloss.freq.MultiResolutionSTFTLoss(fft_sizes=[2048, 1024, 512, 256], hop_sizes=[512, 256, 128, 64],
                                                  win_lengths=[2048, 1024, 512, 256]).to(device)
-    mimi.train()
+    mimi.train(not config.decoder_only)  # eval mode: the frozen codebooks quantize every item, as in use
     start, bar = time.perf_counter(), tqdm(total=config.steps, initial=step, desc="codec", unit="step", disable=None)
     deadline = start + 60 * config.max_minutes if config.max_minutes > 0 else float("inf")
     while step < config.steps:
         x = segments.batch(config.batch_size)
-        result = mimi(x)
-        spectral = stft(result.x, x)
-        l1 = (result.x - x).abs().mean()
-        loss = config.stft_weight * spectral + config.l1_weight * l1 + config.commitment_weight * result.penalty
+        if config.decoder_only:
+            with torch.no_grad():
+                codes = mimi.encode(x)
+            y, penalty = mimi.decode(codes)[..., :x.shape[-1]], torch.zeros((), device=device)
+        else:
+            result = mimi(x)
+            y, penalty = result.x, result.penalty
+        spectral = stft(y, x)
+        l1 = (y - x).abs().mean()
+        loss = config.stft_weight * spectral + config.l1_weight * l1 + config.commitment_weight * penalty
         optimizer.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(mimi.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
         optimizer.step()
         step += 1
         bar.update(1)
         if step % config.log_every == 0 or step == 1:
-            record = {"step": step, "stft": spectral.detach().item(), "l1": l1.detach().item(), "commitment": result.penalty.detach().item(),
+            record = {"step": step, "stft": spectral.detach().item(), "l1": l1.detach().item(), "commitment": penalty.detach().item(),
                       "elapsed_s": round(time.perf_counter() - start, 1)}
             history.append(record)
             bar.set_postfix(stft=f"{record['stft']:.3f}", l1=f"{record['l1']:.4f}")
@@ -151,7 +183,7 @@ def train(config: CodecConfig) -> dict:
         if step % config.save_every == 0 or step == config.steps or out_of_time:
             mimi.eval()
             write_mimi(out, mimi, spec)
-            mimi.train()
+            mimi.train(not config.decoder_only)
             tmp = out / ".state.pt.tmp"
             torch.save({"model": mimi.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
                         "history": history, "rng": torch.get_rng_state(), "config": asdict(config)}, tmp)
@@ -168,7 +200,7 @@ def main() -> None:
     config = config_from_argv(CodecConfig, __doc__.split("\n\n")[0])
     try:
         result = train(config)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, ValueError) as exc:
         raise SystemExit(f"error: {exc}") from None
     last = result["history"][-1] if result["history"] else {}
     print(f"codec trained to step {result['steps']}: multi-resolution STFT loss {last.get('stft', float('nan')):.3f}, "
