@@ -81,8 +81,8 @@ def build_codec(config: CodecConfig, device: str | torch.device = "cpu") -> tupl
 
 
 class Segments:
-    """Random fixed-length segments of the corpus's training audio (both languages), all of
-    it held as one int16 tensor on the training device."""
+    """Random fixed-length segments of the corpus's training audio (the manifest's `columns`:
+    both languages by default), all of it held as one int16 tensor on the training device."""
 
     def __init__(self, corpus: Path, segment: int, seed: int, device: torch.device,
                  columns: tuple[str, ...] = ("audio", "target_audio")) -> None:
@@ -92,7 +92,8 @@ class Segments:
         rows = [json.loads(line) for line in manifest.read_text().splitlines()]
         files = [corpus / "train" / r[key] for r in rows for key in columns if r.get(key)]
         if not files:
-            raise FileNotFoundError(f"no training audio in {corpus}/train/manifest.jsonl; build the corpus first")
+            raise FileNotFoundError(f"no training audio in columns {list(columns)} of {manifest}; the corpus writes "
+                                    "'audio' (French) and 'target_audio' (English): build it first, or name those")
         clips = [soundfile.read(str(f), dtype="int16")[0] for f in tqdm(files, desc="loading audio", unit="file", disable=None)]
         clips = [np.pad(c, (0, max(0, segment - len(c)))) for c in clips]
         self.audio = torch.from_numpy(np.concatenate(clips)).to(device)
