@@ -6,10 +6,12 @@
 #
 # Every stage resumes where a killed run stopped. Sizes follow the machine (a CUDA GPU: the
 # full recipe; a CPU: a smaller one that completes in hours); each is a variable to override:
-#   HOURS CODEC_STEPS CODEC_BATCH SFT_TEXT_STEPS SFT_STEPS SPREAD_STEPS SFT_BATCH GRPO_STEPS EVAL_LIMIT WORKERS PYTHON
+#   HOURS CODEC_STEPS CODEC_DECODER_STEPS CODEC_BATCH SFT_TEXT_STEPS SFT_STEPS SPREAD_STEPS SFT_BATCH GRPO_STEPS EVAL_LIMIT WORKERS PYTHON
 # CODEC_INIT: a codec to start from; with CODEC_STEPS=0 it is used as it is. On a CPU that
 # is the default: the codec trained on a GPU and shipped here (codec/README.md), since a CPU
 # step costs ~0.8 s and thousands barely move it. On a GPU the codec starts from random weights.
+# CODEC_DECODER_STEPS then train its decoder alone on English (decoder_only=true), as was
+# done to the shipped codec (codec/README.md); 0 skips it.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 RECIPE=training/recipes/demo_fr_en
@@ -20,6 +22,7 @@ WHERE=$("$PY" -c "import os, torch; print(torch.cuda.get_device_name() if torch.
 pick() { if [ "$GPU" = 1 ]; then echo "$1"; else echo "$2"; fi; }
 HOURS=${HOURS:-$(pick 80 24)}  # French speech; ~3 epochs of a corpus is where the demo LM starts to overfit
 CODEC_STEPS=${CODEC_STEPS:-$(pick 30000 0)}
+CODEC_DECODER_STEPS=${CODEC_DECODER_STEPS:-$(pick 5000 0)}
 CODEC_BATCH=${CODEC_BATCH:-$(pick 32 4)}
 SFT_TEXT_STEPS=${SFT_TEXT_STEPS:-$(pick 4000 1500)}
 SFT_STEPS=${SFT_STEPS:-$(pick 4000 1000)}
@@ -30,7 +33,7 @@ EVAL_LIMIT=${EVAL_LIMIT:-$(pick 0 100)}  # test utterances evaluated (0: the who
 WORKERS=${WORKERS:-$(nproc)}
 CODEC_INIT=${CODEC_INIT-$(pick "" "$RECIPE/codec")}
 mkdir -p "$OUT"
-echo "{\"gpu\": $GPU, \"hours\": $HOURS, \"codec_steps\": $CODEC_STEPS, \"codec_batch\": $CODEC_BATCH, \"sft_text_steps\": $SFT_TEXT_STEPS, \"sft_steps\": $SFT_STEPS, \"spread_steps\": $SPREAD_STEPS, \"sft_batch\": $SFT_BATCH, \"grpo_steps\": $GRPO_STEPS, \"eval_limit\": $EVAL_LIMIT, \"workers\": $WORKERS, \"codec_init\": \"${CODEC_INIT:-}\"}" > "$OUT/recipe.json"
+echo "{\"gpu\": $GPU, \"hours\": $HOURS, \"codec_steps\": $CODEC_STEPS, \"codec_decoder_steps\": $CODEC_DECODER_STEPS, \"codec_batch\": $CODEC_BATCH, \"sft_text_steps\": $SFT_TEXT_STEPS, \"sft_steps\": $SFT_STEPS, \"spread_steps\": $SPREAD_STEPS, \"sft_batch\": $SFT_BATCH, \"grpo_steps\": $GRPO_STEPS, \"eval_limit\": $EVAL_LIMIT, \"workers\": $WORKERS, \"codec_init\": \"${CODEC_INIT:-}\"}" > "$OUT/recipe.json"
 
 # stage NAME COMMAND...: runs a stage unless OUT/stages/NAME.done says it completed, then
 # records its wall time there (the report card's table). A stage cut short resumes by itself.
@@ -59,8 +62,14 @@ if [ "$CODEC_STEPS" -gt 0 ]; then
 else
   stage codec bash -c 'mkdir -p "$2" && cp "$1"/mimi.safetensors "$1"/mimi_config.json "$2"/' - "${CODEC_INIT:?CODEC_STEPS=0 needs CODEC_INIT}" "$OUT/codec"
 fi
-stage codec_eval "$PY" -m training.demo.codec_eval --codec "$OUT/codec" --corpus "$OUT/corpus" --limit 40 --out "$OUT/codec/eval.json"
-stage base "$PY" -m training.demo.base corpus="$OUT/corpus" codec="$OUT/codec" out="$OUT/base"
+CODEC="$OUT/codec"
+if [ "$CODEC_DECODER_STEPS" -gt 0 ]; then
+  stage codec_decoder "$PY" -m training.demo.codec corpus="$OUT/corpus" out="$OUT/codec_decoder" init="$OUT/codec" \
+    decoder_only=true 'audio_columns=[target_audio]' steps="$CODEC_DECODER_STEPS" batch_size="$CODEC_BATCH" lr=2e-4
+  CODEC="$OUT/codec_decoder"
+fi
+stage codec_eval "$PY" -m training.demo.codec_eval --codec "$CODEC" --corpus "$OUT/corpus" --limit 40 --out "$OUT/codec/eval.json"  # the codec in use, for the report
+stage base "$PY" -m training.demo.base corpus="$OUT/corpus" codec="$CODEC" out="$OUT/base"
 for split in train valid test; do
   stage "prepare_$split" "$PY" -m training.prepare "$RECIPE/prepare.yaml" dataset="$OUT/corpus/$split/manifest.jsonl" \
     model="$OUT/base" out="$OUT/data/$split" workers="$WORKERS"
