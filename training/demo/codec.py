@@ -84,8 +84,7 @@ class Segments:
     """Random fixed-length segments of the corpus's training audio (the manifest's `columns`:
     both languages by default), all of it held as one int16 tensor on the training device."""
 
-    def __init__(self, corpus: Path, segment: int, seed: int, device: torch.device,
-                 columns: tuple[str, ...] = ("audio", "target_audio")) -> None:
+    def __init__(self, corpus: Path, segment: int, seed: int, device: torch.device, columns: list[str]) -> None:
         manifest = corpus / "train" / "manifest.jsonl"
         if not manifest.is_file():
             raise FileNotFoundError(f"{manifest} not found: build the corpus first (python -m training.demo.corpus out={corpus})")
@@ -150,7 +149,7 @@ def train(config: CodecConfig) -> dict:
         torch.set_rng_state(state["rng"])
         logger.info("resumed at step %d", step)
     segments = Segments(Path(config.corpus), round(config.segment_s * SAMPLE_RATE), config.seed + step, device,
-                        tuple(config.audio_columns))
+                        config.audio_columns)
     logger.info("%.2f h of training audio on %s", segments.seconds / 3600, device)
     stft = auraloss.freq.MultiResolutionSTFTLoss(fft_sizes=[2048, 1024, 512, 256], hop_sizes=[512, 256, 128, 64],
                                                  win_lengths=[2048, 1024, 512, 256]).to(device)
@@ -182,6 +181,8 @@ def train(config: CodecConfig) -> dict:
             bar.set_postfix(stft=f"{record['stft']:.3f}", l1=f"{record['l1']:.4f}")
         out_of_time = time.perf_counter() > deadline
         if step % config.save_every == 0 or step == config.steps or out_of_time:
+            # tqdm is silent when the output is a file (a background run): the log shows where it is
+            logger.info("step %d: stft %.3f, l1 %.4f (last logged)", step, history[-1]["stft"], history[-1]["l1"])
             mimi.eval()
             write_mimi(out, mimi, spec)
             mimi.train(not config.decoder_only)
