@@ -252,3 +252,21 @@ def test_ship_writes_a_half_precision_default_model_with_its_card(tiny_dir, tmp_
     assert "| best | 100 | 44.0 |" in card and "| sft |" not in card
     with pytest.raises(FileNotFoundError, match="'missing'"):
         ship(out, tiny_dir, dest, eval_dirs={"missing": tmp_path / "nowhere"})
+    assert (dest / "README.md").read_text() == card  # refused before anything was overwritten
+
+    # Continued from the model just shipped, on a third corpus, into the same directory: the card
+    # keeps what the earlier model saw (read before it is overwritten), and chains a second time.
+    third = tmp_path / "corpus3"
+    (third / "train").mkdir(parents=True)
+    (third / "train" / "manifest.jsonl").write_text(json.dumps({"id": "e", "voice": "fr"}) + "\n")
+    (third / "summary.json").write_text(json.dumps({"train": {"utterances": 7, "hours": 0.5}}))
+    for _ in range(2):
+        ship(out, tiny_dir, dest, corpora=[third], continued_from=dest)
+    card = (dest / "README.md").read_text()
+    assert "espeak-ng (3 voices: fr, fr+f2, fr+m3; drawn" in card
+    assert "- Sizes: train 7 utterances (0.50 h of French)." in card
+    assert (f"- Started from: the model then in `{dest}`, trained on train 7 utterances (0.50 h of French); "
+            f"that one started from the model then in `{dest}`, trained on train 15 utterances (1.75 h of French), "
+            "from 2 corpora") in card
+    with pytest.raises(FileNotFoundError, match="no model card"):
+        ship(out, tiny_dir, dest, continued_from=tmp_path / "nowhere")

@@ -1,12 +1,14 @@
 """Ships a trained demo checkpoint as the embedded default model, with its model card.
 
     python -m training.demo.ship OUT [--checkpoint DIR] [--dest hibiki/default_model]
-        [--corpus DIR ...] [--eval NAME=DIR ...]
+        [--corpus DIR ...] [--eval NAME=DIR ...] [--continued-from MODEL_DIR]
 
 OUT is the recipe's output directory (run.sh's OUT). The checkpoint defaults to the GRPO
 stage's best one once that stage has finished, else the supervised stage's latest. A model
 trained on more corpora than OUT's, or evaluated elsewhere, names them with --corpus and
---eval (each repeatable) so that its card says what it really saw and scored. Weights
+--eval (each repeatable) so that its card says what it really saw and scored; one whose
+supervised stage started from a shipped model names it with --continued-from, and the card
+carries over what that model's card says it was trained on. Weights
 are written in float16 (half the repository's size; loaded back as float32) in the Kyutai
 format, beside a model card
 (README.md) whose metric table comes from the recipe's evaluations of the test split.
@@ -15,6 +17,7 @@ format, beside a model card
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 import torch
@@ -43,7 +46,7 @@ It is what `hibiki translate`, `hibiki serve` and `hibiki eval` use when no mode
   sentences per utterance; English targets spoken by espeak-ng's en-us m3 voice, placed by
   the coarse alignment of `training/recipes/demo_fr_en/prepare.yaml`.
 - Sizes: {data}.
-- Checkpoint: `{checkpoint}`.
+- Checkpoint: `{checkpoint}`.{origin}
 
 ## What it can and cannot translate
 
@@ -70,12 +73,13 @@ def default_checkpoint(out: Path) -> Path:
     raise FileNotFoundError(f"no GRPO best or supervised checkpoint under {out}: run the recipe first")
 
 
-def corpus_voices(corpora: list[Path]) -> str:
-    """The French voices of the train splits as the corpora really spoke them (the config can change between runs)."""
+def corpus_voices(corpora: list[Path], earlier: set[str] = frozenset()) -> str:
+    """The French voices of the train splits as the corpora really spoke them (the config can change between runs),
+    with the `earlier` ones a model this one continued from heard."""
     manifests = [m for corpus in corpora if (m := corpus / "train" / "manifest.jsonl").is_file()]
-    if not manifests:
+    if not manifests and not earlier:
         return "voices unknown"
-    voices = sorted({voice for m in manifests for voice in open_dataset(m, "train")[0]["voice"]})
+    voices = sorted(earlier | {voice for m in manifests for voice in open_dataset(m, "train")[0]["voice"]})
     return f"{len(voices)} voice{'s' if len(voices) > 1 else ''}: {', '.join(voices)}"
 
 
@@ -93,27 +97,50 @@ def corpus_sizes(corpora: list[Path]) -> str:
     return sizes + (f", from {len(corpora)} corpora ({', '.join(str(c) for c in corpora)})" if len(corpora) > 1 else "")
 
 
+def card_bullet(card: str, name: str) -> str | None:
+    """A `- Name: ...` bullet of a model card (wrapped over several lines), as one line."""
+    match = re.search(rf"^- {name}: (.*?)(?=^- |^\s*$|\Z)", card, re.M | re.S)
+    return " ".join(match.group(1).split()) if match else None
+
+
+def origin(model: Path) -> tuple[str, set[str]]:
+    """The card's bullet for a model continued from a shipped one (what that one was trained on), and its voices."""
+    card_path = model / "README.md"
+    if not card_path.is_file():
+        raise FileNotFoundError(f"--continued-from {model} holds no model card (README.md): name a shipped model directory")
+    card = card_path.read_text()
+    sizes = card_bullet(card, "Sizes")
+    if sizes is None:
+        raise ValueError(f"the model card {card_path} has no '- Sizes:' line to carry over")
+    text = f"\n- Started from: the model then in `{model}`, trained on {sizes.rstrip('.')}"
+    if (before := card_bullet(card, "Started from")) is not None:
+        text += f"; that one started from {before.rstrip('.')}"
+    voices = re.search(r"espeak-ng \(\d+ voices?: ([^;]*);", card)
+    return text + ".", set(voices.group(1).split(", ")) if voices else set()
+
+
 def ship(out: Path, checkpoint: Path, dest: Path, corpora: list[Path] | None = None,
-         eval_dirs: dict[str, Path] | None = None) -> Path:
-    base = load_checkpoint(str(checkpoint), device="cpu", dtype=torch.float32)
-    config = base.lm_config
-    save_checkpoint(dest, base.lm, base.mimi, base.info.tokenizer, config, mimi_config=base.info.mimi_config,
-                    model_type=base.info.model_type, lm_gen_config=base.info.lm_gen_config,
-                    extra=dict(model_id=dict(name="hibiki-demo-fr-en")), dtype=torch.float16, mimi_dtype=torch.float16)
-    corpora = corpora or [out / "corpus"]
-    if eval_dirs:
+         eval_dirs: dict[str, Path] | None = None, continued_from: Path | None = None) -> Path:
+    origin_text, earlier_voices = origin(continued_from) if continued_from else ("", set())
+    if eval_dirs:  # every input is checked before the default model is overwritten
         evals = {name: summary for name, path in eval_dirs.items() if (summary := load_json(path / "summary.json"))}
         if missing := sorted(set(eval_dirs) - set(evals)):
             raise FileNotFoundError(f"no summary.json in the evaluation directories of {missing}")
     else:
         evals = load_evaluations(out)
+    corpora = corpora or [out / "corpus"]
+    base = load_checkpoint(str(checkpoint), device="cpu", dtype=torch.float32)
+    config = base.lm_config
+    save_checkpoint(dest, base.lm, base.mimi, base.info.tokenizer, config, mimi_config=base.info.mimi_config,
+                    model_type=base.info.model_type, lm_gen_config=base.info.lm_gen_config,
+                    extra=dict(model_id=dict(name="hibiki-demo-fr-en")), dtype=torch.float16, mimi_dtype=torch.float16)
     card = CARD.format(
-        voices=corpus_voices(corpora), params=sum(p.numel() for p in base.lm.parameters()) / 1e6,
+        voices=corpus_voices(corpora, earlier_voices), params=sum(p.numel() for p in base.lm.parameters()) / 1e6,
         acoustic_delay=config["delays"][2] - config["delays"][1],
         width=config["dim"], layers=config["num_layers"], dep_dim=config["depformer_dim"],
         dep_layers=config["depformer_num_layers"], codebooks=base.info.mimi_config["quantizer"]["n_q"],
         data=corpus_sizes(corpora),
-        checkpoint=checkpoint, metrics="\n".join(evaluation_table(evals)) if evals else "(no evaluation found)")
+        checkpoint=checkpoint, origin=origin_text, metrics="\n".join(evaluation_table(evals)) if evals else "(no evaluation found)")
     (dest / "README.md").write_text(card)
     return dest
 
@@ -128,6 +155,9 @@ def main() -> None:
     parser.add_argument("--eval", action="append", metavar="NAME=DIR",
                         help="An evaluation (hibiki eval --out DIR) for the card's table "
                              "(repeatable; default: OUT/eval/sft and OUT/eval/grpo).")
+    parser.add_argument("--continued-from", type=Path, metavar="MODEL_DIR",
+                        help="The shipped model the supervised stage started from (e.g. hibiki/default_model as it was); "
+                             "the card carries over what its card says it was trained on.")
     args = parser.parse_args()
     for corpus in args.corpus or []:
         if not (corpus / "summary.json").is_file():
@@ -140,7 +170,7 @@ def main() -> None:
         evals[name] = Path(path)
     try:
         checkpoint = args.checkpoint or default_checkpoint(args.out)
-        dest = ship(args.out, checkpoint, args.dest, args.corpus, evals)
+        dest = ship(args.out, checkpoint, args.dest, args.corpus, evals, args.continued_from)
     except (FileNotFoundError, ValueError) as exc:
         raise SystemExit(f"error: {exc}") from None
     size = sum(p.stat().st_size for p in dest.iterdir()) / 1e6
