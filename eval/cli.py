@@ -10,7 +10,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from hibiki.cli_common import DeviceOption, ModelOption, open_model, resolve_device
+from hibiki.cli_common import (DeviceOption, ModelOption, TempOption, TempTextOption, TopKOption, TopKTextOption,
+                               open_model, resolve_device)
 from hibiki.engine import BatchedTranslator, Sampling
 
 from eval.asr import DEFAULT_MODEL, Transcriber
@@ -35,6 +36,10 @@ def evaluate(
     device: DeviceOption = "auto",
     slots: Annotated[int, typer.Option(help="Utterances translated together in one batch.")] = 8,
     greedy: Annotated[bool, typer.Option(help="Argmax instead of the checkpoint's sampling.")] = False,
+    temp: TempOption = None,
+    temp_text: TempTextOption = None,
+    top_k: TopKOption = None,
+    top_k_text: TopKTextOption = None,
     seed: Annotated[int, typer.Option(help="Random seed for sampling.")] = 4242,
     max_tail: Annotated[float, typer.Option(help="Seconds generated past the input end when the model never ends its text.")] = 10.0,
     asr_model: Annotated[str, typer.Option(help=f"Whisper for ASR-BLEU and speech latency: {DEFAULT_MODEL} (offline), "
@@ -63,7 +68,8 @@ def evaluate(
         run["system"] = str(from_dir)
     else:
         checkpoint = open_model(model, device)
-        sampling = Sampling.from_checkpoint(checkpoint, use_sampling=False if greedy else None)
+        sampling = Sampling.from_checkpoint(checkpoint, temp=temp, temp_text=temp_text, top_k=top_k, top_k_text=top_k_text,
+                                            use_sampling=False if greedy else None)
         translator = BatchedTranslator(checkpoint, slots=max(1, min(slots, len(eval_set))), sampling=sampling, max_tail_s=max_tail)
         run.update(system=checkpoint.source, slots=translator.batch_size, sampling=vars(sampling))
     asr = None if asr_model == "none" else Transcriber(asr_model, device=str(torch_device))

@@ -19,7 +19,8 @@ from tqdm import tqdm
 
 from hibiki.audio import SAMPLE_RATE, AudioError, read_audio, write_wav
 from hibiki.checkpoint import Checkpoint
-from hibiki.cli_common import DeviceOption, ModelOption, open_model
+from hibiki.cli_common import (DeviceOption, ModelOption, TempOption, TempTextOption, TopKOption, TopKTextOption,
+                               open_model)
 from hibiki.engine import BatchedTranslator, Sampling
 from hibiki.file_translation import translate_pcms
 
@@ -40,10 +41,10 @@ def translate(
     model: ModelOption = None,
     device: DeviceOption = "auto",
     slots: Annotated[int, typer.Option(help="Files translated together in one batch.")] = 8,
-    temp: Annotated[Optional[float], typer.Option(help="Audio sampling temperature.")] = None,
-    temp_text: Annotated[Optional[float], typer.Option(help="Text sampling temperature.")] = None,
-    top_k: Annotated[Optional[int], typer.Option(help="Audio top-k.")] = None,
-    top_k_text: Annotated[Optional[int], typer.Option(help="Text top-k.")] = None,
+    temp: TempOption = None,
+    temp_text: TempTextOption = None,
+    top_k: TopKOption = None,
+    top_k_text: TopKTextOption = None,
     greedy: Annotated[bool, typer.Option(help="Argmax instead of sampling.")] = False,
     cfg_coef: Annotated[Optional[float], typer.Option(help="Voice-transfer guidance (checkpoints with a conditioner; ~3 is strong).")] = None,
     max_tail: Annotated[float, typer.Option(help="Seconds generated past the input end when the model never ends its text.")] = 10.0,

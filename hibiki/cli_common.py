@@ -16,6 +16,11 @@ logger = logging.getLogger("hibiki")
 ModelOption = Annotated[Optional[str], typer.Option(
     "--model", "-m", help="Hugging Face repo id or local checkpoint directory (default: the embedded model).")]
 DeviceOption = Annotated[str, typer.Option(help="'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:1'...")]
+# Sampling overrides of the checkpoint's `lm_gen_config`; a temperature of 0 is argmax for that stream.
+TempOption = Annotated[Optional[float], typer.Option(help="Audio sampling temperature (0: argmax).")]
+TempTextOption = Annotated[Optional[float], typer.Option(help="Text sampling temperature (0: argmax).")]
+TopKOption = Annotated[Optional[int], typer.Option(help="Audio top-k.")]
+TopKTextOption = Annotated[Optional[int], typer.Option(help="Text top-k.")]
 
 
 def resolve_device(device: str) -> torch.device:

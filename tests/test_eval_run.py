@@ -64,7 +64,7 @@ def test_datasets_in_every_accepted_form(tmp_path):
 
 def test_eval_translates_scores_reports_and_resumes(tiny_dir, tmp_path):
     out = tmp_path / "run"
-    args = ["--model", tiny_dir, "--limit", 3, "--out", out, "--max-tail", 1, "--no-speaker-sim"]
+    args = ["--model", tiny_dir, "--limit", 3, "--out", out, "--max-tail", 1, "--no-speaker-sim", "--temp-text", 0]
     first = hibiki_eval(*args)
     assert "3 utterance(s) scored (3 translated now, 0 skipped)" in first.stdout
     summary = json.loads((out / "summary.json").read_text())
@@ -72,6 +72,7 @@ def test_eval_translates_scores_reports_and_resumes(tiny_dir, tmp_path):
     assert summary["text_bleu_signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a")
     assert "asr_bleu" in summary and "text_laal_s" in summary
     assert summary["run"]["command"].startswith("hibiki eval --model")
+    assert summary["run"]["sampling"]["temp_text"] == 0 and summary["run"]["sampling"]["use_sampling"]
     for png in ("quality_latency.png", "latency_distribution.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| n | BLEU | ASR-BLEU |" in (out / "summary.md").read_text()
