@@ -206,6 +206,7 @@ def test_report_card_tabulates_the_stage_outputs(tmp_path):
 
 def test_ship_writes_a_half_precision_default_model_with_its_card(tiny_dir, tmp_path):
     from hibiki.checkpoint import load_checkpoint
+    from training.demo.base import LM_GEN_CONFIG
     from training.demo.ship import default_checkpoint, ship
 
     out = tmp_path / "run"
@@ -233,6 +234,7 @@ def test_ship_writes_a_half_precision_default_model_with_its_card(tiny_dir, tmp_
         for key in a:
             assert b[key].dtype == a[key].dtype  # loaded back in the model's precision
             torch.testing.assert_close(b[key].float(), a[key].float().half().float(), atol=1e-3, rtol=1e-3)
+    assert shipped.info.lm_gen_config == LM_GEN_CONFIG  # the demo's sampling, whatever the checkpoint's
     card = (dest / "README.md").read_text()
     assert "espeak-ng (2 voices: fr, fr+m3; drawn" in card
     assert "| sft | 100 | 42.5 | 31.0 | 2.1 |" in card and "`hibiki eval --limit 100`" in card

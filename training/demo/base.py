@@ -26,6 +26,11 @@ from hibiki.checkpoint import MIMI_CONFIG_NAME, load_mimi, save_checkpoint
 from hibiki.presets import TOKENIZER_SPECIAL_IDS, lm_config
 from training.config import config_from_argv
 
+# The demo's sampling defaults, written into its base checkpoint and into the shipped model.
+# Argmax: the shipped demo LM at moshi's temperatures (0.8 audio, 0.7 text) scored test BLEU
+# 30.0 / ASR-BLEU 11.6, greedy 33.1 / 16.2 (RESULTS.md). Clients and `--temp` still sample.
+LM_GEN_CONFIG = dict(temp=0.0, temp_text=0.0, top_k=250, top_k_text=25)
+
 logger = logging.getLogger("hibiki.demo_base")
 
 
@@ -82,10 +87,7 @@ def build_base(config: BaseConfig) -> Path:
                     sum(p.numel() for p in lm.parameters()) / 1e6, text_card, len(lines))
         return save_checkpoint(
             config.out, lm, mimi, tokenizer, kwargs, mimi_config=mimi_config,
-            # Argmax by default: the shipped demo LM at moshi's temperatures (0.8 audio, 0.7 text)
-            # scored test BLEU 30.0 / ASR-BLEU 11.6, greedy 33.1 / 16.2 (RESULTS.md). Clients and
-            # `--temp` still sample.
-            lm_gen_config=dict(temp=0.0, temp_text=0.0, top_k=250, top_k_text=25),
+            lm_gen_config=LM_GEN_CONFIG,
             extra=dict(model_id=dict(name="hibiki-demo-fr-en-base", seed=config.seed)),
         )
 

@@ -25,6 +25,7 @@ import torch
 from hibiki.checkpoint import load_checkpoint, save_checkpoint
 from hibiki.dataset_source import open_dataset
 from hibiki.default_model import SHIPPED
+from training.demo.base import LM_GEN_CONFIG
 from training.demo.report_card import evaluation_table, load_evaluations, load_json
 
 CARD = """# hibiki-demo-fr-en: the embedded default model
@@ -132,7 +133,7 @@ def ship(out: Path, checkpoint: Path, dest: Path, corpora: list[Path] | None = N
     base = load_checkpoint(str(checkpoint), device="cpu", dtype=torch.float32)
     config = base.lm_config
     save_checkpoint(dest, base.lm, base.mimi, base.info.tokenizer, config, mimi_config=base.info.mimi_config,
-                    model_type=base.info.model_type, lm_gen_config=base.info.lm_gen_config,
+                    model_type=base.info.model_type, lm_gen_config=LM_GEN_CONFIG,
                     extra=dict(model_id=dict(name="hibiki-demo-fr-en")), dtype=torch.float16, mimi_dtype=torch.float16)
     card = CARD.format(
         voices=corpus_voices(corpora, earlier_voices), params=sum(p.numel() for p in base.lm.parameters()) / 1e6,
