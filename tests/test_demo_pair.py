@@ -68,6 +68,15 @@ def test_corpus_rows_serve_prepare_eval_and_codec(tmp_path):
     before = (out / "train" / "manifest.jsonl").read_text()
     build(CorpusConfig(out=str(out), hours=0.05, sentences_per_chunk=40, workers=1))
     assert (out / "train" / "manifest.jsonl").read_text() == before
+    # The shipped codec's ceilings on these rows: Whisper hears espeak's English, less well
+    # through the codec.
+    from hibiki.default_model import SHIPPED
+    from training.demo.codec_eval import evaluate
+
+    figures = evaluate(SHIPPED, out, "test", limit=3)
+    assert figures["utterances"] == min(3, summary["test"]["utterances"]) > 0
+    assert figures["asr_bleu_original"] > 20 and 0 <= figures["asr_bleu_codec"] <= 100
+    assert figures["wer_original"] < 60 and 0 < figures["streaming_rtf_one_thread"] < 5
 
 
 def test_corpus_refuses_voices_espeak_would_replace_silently():
@@ -187,6 +196,10 @@ def test_report_card_tabulates_the_stage_outputs(tmp_path):
         summary = {"utterances": 109, "text_bleu": bleu, "asr_bleu": 30.1, "laal_s": laal, "end_offset_s": 1.0,
                    "rtf": 0.5, "run": {"command": f"hibiki eval --model {name} --out x"}}
         (tmp_path / "eval" / name / "summary.json").write_text(json.dumps(summary))
+    (tmp_path / "codec").mkdir()
+    (tmp_path / "codec" / "eval.json").write_text(json.dumps(
+        {"wer_original": 19.9, "wer_codec": 26.4, "asr_bleu_original": 69.6, "asr_bleu_codec": 57.1,
+         "stft_distance_en": 1.01, "stft_distance_fr": 1.18, "streaming_rtf_one_thread": 0.23}))
     for phase, steps in (("sft_text", 40), ("sft", 20), ("sft_spread", 60)):
         history = [{"step": 20 * i, "text_loss": 2.0 / i, "audio_loss": 5.0 / i} for i in range(1, steps // 20 + 1)]
         history[-1].update(val_text_loss=1.25, val_text_loss_other_source=1.75)
@@ -202,6 +215,7 @@ def test_report_card_tabulates_the_stage_outputs(tmp_path):
     assert "`hibiki eval --model grpo --out x`" in text
     assert "| corpus | 10.0 | CPU |" in text and "| train | 975 | 1.66 |" in text
     assert (tmp_path / "report_quality_latency.png").stat().st_size > 1000
+    assert "| 19.9 | 26.4 | 69.6 | 57.1 | 1.01 | 1.18 | 0.23 |" in text
 
 
 def test_ship_writes_a_half_precision_default_model_with_its_card(tiny_dir, tmp_path):

@@ -5,8 +5,9 @@
 Reconstruction runs the way the engine uses the codec: streaming, one 80 ms frame at a
 time, encode then decode, on one CPU thread (its real-time factor is reported). Quality:
 Whisper (tiny.en, offline) word error rate against the reference English text, for the
-original espeak-ng audio and for its reconstruction; and the multi-resolution STFT
-distance between them, English and French.
+original espeak-ng audio and for its reconstruction, and the ASR-BLEU of each (the
+ceilings for an LM speaking through this codec, scored as `hibiki eval` scores ASR-BLEU);
+and the multi-resolution STFT distance between them, English and French.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import torch
 from tqdm import tqdm
 
 from eval.asr import Transcriber
-from eval.bleu import normalise
+from eval.bleu import corpus_bleu, normalise
 from hibiki.audio import FRAME_SIZE, SAMPLE_RATE, read_audio
 from hibiki.checkpoint import load_mimi
 
@@ -43,18 +44,9 @@ def reconstruct(mimi, pcm: np.ndarray) -> tuple[np.ndarray, float]:
     return np.concatenate(out)[:len(pcm)], time.perf_counter() - start
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--codec", type=Path, default=Path("out/demo_codec"))
-    parser.add_argument("--corpus", type=Path, default=Path("out/demo_corpus"))
-    parser.add_argument("--split", default="test")
-    parser.add_argument("--limit", type=int, default=40)
-    parser.add_argument("--out", type=Path, help="Write the figures as JSON here.")
-    args = parser.parse_args()
-
-    torch.set_num_threads(1)
-    mimi = load_mimi(args.codec).eval()
-    rows = [json.loads(line) for line in (args.corpus / args.split / "manifest.jsonl").read_text().splitlines()][:args.limit]
+def evaluate(codec: Path, corpus: Path, split: str = "test", limit: int = 40) -> dict:
+    mimi = load_mimi(codec).eval()
+    rows = [json.loads(line) for line in (corpus / split / "manifest.jsonl").read_text().splitlines()][:limit]
     asr = Transcriber()
     stft = auraloss.freq.MultiResolutionSTFTLoss()
     refs, original_hyps, codec_hyps = [], [], []
@@ -62,7 +54,7 @@ def main() -> None:
     audio_s = compute_s = 0.0
     for row in tqdm(rows, desc="codec eval", unit="utt"):
         for language, key in (("en", "target_audio"), ("fr", "audio")):
-            pcm = read_audio(args.corpus / args.split / row[key])
+            pcm = read_audio(corpus / split / row[key])
             rebuilt, seconds = reconstruct(mimi, pcm)
             audio_s += len(pcm) / SAMPLE_RATE
             compute_s += seconds
@@ -71,15 +63,29 @@ def main() -> None:
                 refs.append(normalise(row["reference"]))
                 original_hyps.append(normalise(asr.transcribe(pcm).text))
                 codec_hyps.append(normalise(asr.transcribe(rebuilt).text))
-    figures = {
+    return {
         "utterances": len(rows),
         "wer_original": round(100 * jiwer.wer(refs, original_hyps), 2),
         "wer_codec": round(100 * jiwer.wer(refs, codec_hyps), 2),
+        "asr_bleu_original": corpus_bleu(original_hyps, refs).score,
+        "asr_bleu_codec": corpus_bleu(codec_hyps, refs).score,
         "stft_distance_en": round(float(np.mean(distance["en"])), 4),
         "stft_distance_fr": round(float(np.mean(distance["fr"])), 4),
         "streaming_rtf_one_thread": round(compute_s / audio_s, 4),
-        "codec": str(args.codec),
+        "codec": str(codec),
     }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--codec", type=Path, default=Path("out/demo_codec"))
+    parser.add_argument("--corpus", type=Path, default=Path("out/demo_corpus"))
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--limit", type=int, default=40)
+    parser.add_argument("--out", type=Path, help="Write the figures as JSON here.")
+    args = parser.parse_args()
+    torch.set_num_threads(1)  # the real-time factor it reports is one thread's
+    figures = evaluate(args.codec, args.corpus, args.split, args.limit)
     if args.out:
         args.out.write_text(json.dumps(figures, indent=2) + "\n")
     print(json.dumps(figures, indent=2))

@@ -124,8 +124,10 @@ def report(out: Path) -> Path:
     lines += ["", "## Codec", ""]
     if codec_eval:
         lines += markdown_table(
-            ["Whisper WER original %", "WER reconstruction %", "STFT distance en", "STFT distance fr", "streaming RTF (1 thread)"],
-            [[codec_eval["wer_original"], codec_eval["wer_codec"], codec_eval["stft_distance_en"],
+            ["Whisper WER original %", "WER reconstruction %", "ASR-BLEU original", "ASR-BLEU reconstruction",
+             "STFT distance en", "STFT distance fr", "streaming RTF (1 thread)"],
+            [[codec_eval["wer_original"], codec_eval["wer_codec"], codec_eval.get("asr_bleu_original"),
+              codec_eval.get("asr_bleu_codec"), codec_eval["stft_distance_en"],
               codec_eval["stft_distance_fr"], codec_eval["streaming_rtf_one_thread"]]])
     lines += ["", "## Training", ""]
     for name, summary in phases.items():
