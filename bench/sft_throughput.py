@@ -65,7 +65,8 @@ def main() -> None:
     frames = args.batch_size * args.frames
     tokens = frames * (1 + lm.dep_q)
     params = sum(p.numel() for p in lm.parameters()) / 1e6
-    print(f"{model if args.model else args.preset}: {params:.1f}M LM parameters, {args.device}, batch {args.batch_size} x {args.frames} frames: "
+    print(f"{model if args.model else args.preset}: {params:.1f}M LM parameters, {args.device}, "
+          f"batch {args.batch_size} x {args.frames} frames: "
           f"{elapsed * 1000:.0f} ms/step, {frames / elapsed:.0f} frames/s, {tokens / elapsed:.0f} tokens/s "
           f"({frames * 0.08 / elapsed:.2f} h of aligned audio per hour per device)")
 

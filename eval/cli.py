@@ -10,17 +10,14 @@ from typing import Annotated, Optional
 
 import typer
 
-from hibiki.cli_common import (DeviceOption, ModelOption, TempOption, TempTextOption, TopKOption, TopKTextOption,
-                               open_model, resolve_device)
-from hibiki.engine import BatchedTranslator, Sampling
-
 from eval.asr import DEFAULT_MODEL, Transcriber
-from hibiki.dataset_source import DatasetError
-
 from eval.dataset import Columns, load_eval_set
 from eval.mini_set import HERE as MINI_SET
 from eval.run import run_eval
 from eval.speaker import SpeakerSimilarity
+from hibiki.cli_common import DeviceOption, ModelOption, TempOption, TempTextOption, TopKOption, TopKTextOption, open_model, resolve_device
+from hibiki.dataset_source import DatasetError
+from hibiki.engine import BatchedTranslator, Sampling
 
 logger = logging.getLogger("hibiki.eval")
 
@@ -43,7 +40,8 @@ def evaluate(
     seed: Annotated[int, typer.Option(help="Random seed for sampling.")] = 4242,
     max_tail: Annotated[float, typer.Option(help="Seconds generated past the input end when the model never ends its text.")] = 10.0,
     asr_model: Annotated[str, typer.Option(help=f"Whisper for ASR-BLEU and speech latency: {DEFAULT_MODEL} (offline), "
-                                                "a faster-whisper name (e.g. medium) or a CTranslate2 directory; 'none' skips.")] = DEFAULT_MODEL,
+                                                "a faster-whisper name (e.g. medium) or a CTranslate2 directory; "
+                                                "'none' skips.")] = DEFAULT_MODEL,
     speaker_sim: Annotated[bool, typer.Option(help="Speaker similarity between source and output (Resemblyzer).")] = True,
     audio_column: str = "audio",
     reference_column: str = "reference",

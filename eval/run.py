@@ -19,19 +19,17 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from hibiki.audio import SAMPLE_RATE
-from hibiki.engine import BatchedTranslator
-from hibiki.file_translation import translate_pcms
-from hibiki.words import words_from_tokens
-
 from eval.asr import Transcriber
-from hibiki.dataset_source import DatasetError
-
 from eval.dataset import EvalSet
 from eval.outputs import read_output, write_output
 from eval.report import write_report
 from eval.scoring import score_item
 from eval.speaker import SpeakerSimilarity
+from hibiki.audio import SAMPLE_RATE
+from hibiki.dataset_source import DatasetError
+from hibiki.engine import BatchedTranslator
+from hibiki.file_translation import translate_pcms
+from hibiki.words import words_from_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +44,8 @@ def open_run(out: Path, run: dict) -> dict:
         previous = json.loads(path.read_text())
         clash = {k: (previous.get(k), run.get(k)) for k in IDENTITY if previous.get(k) != run.get(k)}
         if clash:
-            raise DatasetError(f"{out} holds another evaluation ({', '.join(f'{k}: {a!r} there, {b!r} now' for k, (a, b) in clash.items())}); "
+            differences = ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in clash.items())
+            raise DatasetError(f"{out} holds another evaluation ({differences}); "
                                "use another --out, or the same arguments to resume")
         run = {**previous, **{k: v for k, v in run.items() if k not in ("translated_audio_s", "translate_wall_s")}}
     run.setdefault("translated_audio_s", 0.0)

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from hibiki.audio import SAMPLE_RATE
-from hibiki.words import Word
-
 from eval.asr import Transcriber
 from eval.bleu import normalise, sentence_bleu
 from eval.dataset import EvalItem
 from eval.latency import end_offset, laal, start_offset
 from eval.outputs import Output
 from eval.speaker import SpeakerSimilarity
+from hibiki.audio import SAMPLE_RATE
+from hibiki.words import Word
 
 
 def latency_fields(prefix: str, words: list[Word] | None, source_s: float, reference: str) -> dict:

@@ -19,8 +19,7 @@ from tqdm import tqdm
 
 from hibiki.audio import SAMPLE_RATE, AudioError, read_audio, write_wav
 from hibiki.checkpoint import Checkpoint
-from hibiki.cli_common import (DeviceOption, ModelOption, TempOption, TempTextOption, TopKOption, TopKTextOption,
-                               open_model)
+from hibiki.cli_common import DeviceOption, ModelOption, TempOption, TempTextOption, TopKOption, TopKTextOption, open_model
 from hibiki.engine import BatchedTranslator, Sampling
 from hibiki.file_translation import translate_pcms
 
@@ -46,7 +45,8 @@ def translate(
     top_k: TopKOption = None,
     top_k_text: TopKTextOption = None,
     greedy: Annotated[bool, typer.Option(help="Argmax instead of sampling.")] = False,
-    cfg_coef: Annotated[Optional[float], typer.Option(help="Voice-transfer guidance (checkpoints with a conditioner; ~3 is strong).")] = None,
+    cfg_coef: Annotated[Optional[float], typer.Option(
+        help="Voice-transfer guidance (checkpoints with a conditioner; ~3 is strong).")] = None,
     max_tail: Annotated[float, typer.Option(help="Seconds generated past the input end when the model never ends its text.")] = 10.0,
     seed: Annotated[int, typer.Option(help="Random seed for sampling.")] = 4242,
 ) -> None:

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import sentencepiece
 import torch
+from conftest import HIBIKI_CLI, noise
 from moshi.models import loaders
 from safetensors.torch import load_file
 
-from conftest import HIBIKI_CLI, noise
 from hibiki.audio import write_wav
 from hibiki.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from hibiki.presets import PRESETS
@@ -108,7 +108,8 @@ def test_config_that_does_not_match_weights(tiny_dir, tmp_path):
     config = json.loads((broken / "config.json").read_text())
     config["dim"] = 96
     (broken / "config.json").write_text(json.dumps(config))
-    with pytest.raises(CheckpointError, match=r"model.safetensors does not match .*shape mismatches .*emb.0.weight \(2049, 96\) vs \(2049, 64\)"):
+    expected = r"model.safetensors does not match .*shape mismatches .*emb.0.weight \(2049, 96\) vs \(2049, 64\)"
+    with pytest.raises(CheckpointError, match=expected):
         load_checkpoint(broken)
     config["dim"], config["num_layers"] = 64, 3
     (broken / "config.json").write_text(json.dumps(config))

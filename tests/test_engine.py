@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import frames
 from moshi.models import LMGen
 
-from conftest import frames
 from hibiki.audio import FRAME_SIZE
 from hibiki.checkpoint import load_checkpoint
 from hibiki.engine import BatchedTranslator, NoFreeSlot, Sampling

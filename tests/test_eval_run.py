@@ -9,12 +9,12 @@ from pathlib import Path
 import datasets
 import numpy as np
 import pytest
-
 from conftest import HIBIKI_CLI
+
 from eval.dataset import Columns, load_eval_set
-from hibiki.dataset_source import DatasetError
 from eval.mini_set import HERE as MINI_SET
 from hibiki.audio import SAMPLE_RATE, write_wav
+from hibiki.dataset_source import DatasetError
 
 MANIFEST = MINI_SET / "manifest.jsonl"
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import torch
-
 from conftest import frames
+
 from hibiki.checkpoint import load_checkpoint
 from training.grpo.rollout import policy_logprobs, sample_rollouts
 

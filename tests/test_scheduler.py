@@ -6,8 +6,8 @@ import asyncio
 
 import numpy as np
 import pytest
-
 from conftest import frames
+
 from hibiki.audio import FRAME_SIZE
 from hibiki.checkpoint import load_checkpoint
 from hibiki.engine import BatchedTranslator, NoFreeSlot, Sampling

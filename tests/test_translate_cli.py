@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import sphn
-
 from conftest import HIBIKI_CLI, noise
+
 from hibiki.audio import FRAME_SIZE, SAMPLE_RATE, write_wav
 
 SAMPLE = Path(__file__).parent.parent / "samples" / "fr_bonjour.wav"

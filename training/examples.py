@@ -22,7 +22,6 @@ from sentencepiece import SentencePieceProcessor
 
 from hibiki.audio import FRAME_PERIOD_S, FRAME_SIZE, SAMPLE_RATE
 from hibiki.words import Word
-
 from training.alignment import EOS, AlignmentConfig, Span, place_targets, text_stream
 from training.segmentation import estimate_spans
 from training.tts import TTS, Speech, Voice, join_speech

@@ -39,7 +39,6 @@ from hibiki.audio import AudioError, read_audio_field
 from hibiki.checkpoint import load_checkpoint
 from hibiki.dataset_source import DatasetError, open_dataset, require_columns
 from hibiki.default_model import default_model
-
 from training.alignment import AlignmentConfig
 from training.config import config_from_argv
 from training.examples import ExampleError, build_example, parse_sentences
@@ -154,7 +153,8 @@ def prepare(config: PrepareConfig) -> dict:
     report = json.loads(report_path.read_text()) if report_path.is_file() else {"counts": {}, "failures": []}
     counts = Counter(report["counts"])
     start = time.perf_counter()
-    logger.info("shard %d/%d: %d rows in %d parts, %d already done", shard_index, shard_count, len(indices), len(tasks), len(tasks) - len(todo))
+    logger.info("shard %d/%d: %d rows in %d parts, %d already done",
+                shard_index, shard_count, len(indices), len(tasks), len(tasks) - len(todo))
     with ProcessPoolExecutor(config.workers, initializer=_init_worker, initargs=(config,)) as pool, \
             tqdm(total=sum(len(i) for _, i in todo), desc="preparing", unit="row", disable=None) as bar:
         for (path, part_indices), result in zip(todo, pool.map(_build_part, todo)):
@@ -179,7 +179,8 @@ def main() -> None:
     counts = report["counts"]
     skipped = {k: v for k, v in counts.items() if k not in ("ok", "frames")}
     print(f"prepared {counts.get('ok', 0)} examples ({report['hours']} h aligned) in {config.out}; "
-          f"skipped {sum(skipped.values())} {skipped or ''}; report: {Path(config.out) / f'report-{parse_shard(config.shard)[0]:05d}.json'}")
+          f"skipped {sum(skipped.values())} {skipped or ''}; "
+          f"report: {Path(config.out) / f'report-{parse_shard(config.shard)[0]:05d}.json'}")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from hibiki.audio import VOICE_HOP_S as HOP_S, voiced_hops
+from hibiki.audio import VOICE_HOP_S as HOP_S
+from hibiki.audio import voiced_hops
 
 MIN_PAUSE_S = 0.15
 SNAP_S = 1.0  # a boundary moves to a pause at most this far away

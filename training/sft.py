@@ -28,7 +28,6 @@ from tqdm import tqdm
 
 from hibiki.checkpoint import load_checkpoint
 from hibiki.default_model import default_model
-
 from training.batches import batches, collate, open_examples
 from training.checkpoints import BEST, prune, read_record, save_kyutai, write_record
 from training.config import config_from_argv

@@ -97,7 +97,8 @@ class Segments:
         clips = [np.pad(c, (0, max(0, segment - len(c)))) for c in clips]
         self.audio = torch.from_numpy(np.concatenate(clips)).to(device)
         # A segment starts anywhere a whole segment fits inside one clip.
-        starts = [np.arange(0, len(c) - segment + 1, 480) + offset for c, offset in zip(clips, np.cumsum([0] + [len(c) for c in clips[:-1]]))]
+        offsets = np.cumsum([0] + [len(c) for c in clips[:-1]])
+        starts = [np.arange(0, len(c) - segment + 1, 480) + offset for c, offset in zip(clips, offsets)]
         self.starts = torch.from_numpy(np.concatenate(starts)).to(device)
         self.window = torch.arange(segment, device=device)
         self.generator = torch.Generator(device=device).manual_seed(seed)

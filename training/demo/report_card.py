@@ -146,8 +146,8 @@ def report(out: Path) -> Path:
                      f"{last.get('val_laal_s', 0):.2f} s")
     _plot_training(phases, codec_history, out / "report_training.png")
     lines += ["", "![training curves](report_training.png)", "", "## Wall time per stage", ""]
-    lines += markdown_table(["stage", "minutes", "where"],
-                            [[s["stage"], None if s.get("seconds") is None else round(s["seconds"] / 60, 1), s.get("where")] for s in stages])
+    minutes = [None if s.get("seconds") is None else round(s["seconds"] / 60, 1) for s in stages]
+    lines += markdown_table(["stage", "minutes", "where"], [[s["stage"], m, s.get("where")] for s, m in zip(stages, minutes)])
     path = out / "REPORT.md"
     path.write_text("\n".join(lines) + "\n")
     return path
