@@ -2,7 +2,9 @@
 
 Corpus figures: BLEU and ASR-BLEU are corpus scores over every utterance (a missing
 output counts as an empty hypothesis); latencies and speaker similarity are means over
-the utterances that have a value (counts of those without are reported).
+the utterances that have a value (counts of those without are reported). ASR-BLEU against
+the model's own text, over the utterances that have both, separates what the speech loses
+from what the translation gets wrong.
 """
 
 from __future__ import annotations
@@ -37,6 +39,10 @@ def summarise(rows: list[dict], run: dict) -> dict:
         bleu = corpus_bleu([normalise(r.get("asr_text", "")) for r in rows], [normalise(x) for x in refs])
         summary.update(asr_bleu=bleu.score, asr_bleu_signature=bleu.signature + "|norm:whisper-english",
                        asr_model=run.get("asr_model"))
+        spoken = [r for r in rows if "text" in r and "asr_text" in r]
+        if spoken:  # the speech against the model's own text: words the voice loses, not the translation
+            summary["asr_bleu_vs_text"] = corpus_bleu([normalise(r["asr_text"]) for r in spoken],
+                                                      [normalise(r["text"]) for r in spoken]).score
     for key in (*LATENCY_KEYS, "speaker_sim"):
         values = [r[key] for r in rows if r.get(key) is not None]
         if values:
@@ -61,6 +67,9 @@ def markdown(summary: dict) -> str:
     for key in ("text_bleu_signature", "asr_bleu_signature", "asr_model"):
         if key in summary:
             lines.append(f"- {key.replace('_', ' ')}: `{summary[key]}`")
+    if "asr_bleu_vs_text" in summary:
+        lines.append(f"- ASR-BLEU against the model's own text (how much of what it writes its speech says): "
+                     f"{summary['asr_bleu_vs_text']}")
     if "rtf" in summary:
         lines.append(f"- real-time factor: {summary['rtf']} (translation wall time / source audio, "
                      f"{run.get('device')}, {run.get('slots')} slots)")

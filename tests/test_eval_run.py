@@ -125,4 +125,5 @@ def test_from_dir_scores_another_systems_outputs(tmp_path):
         assert r["laal_s"] is not None and -1 < r["speaker_sim"] <= 1
     # The missing fourth output drags the corpus scores below the three perfect ones.
     assert 50 < summary["text_bleu"] < 100
+    assert summary["asr_bleu_vs_text"] > 40 and "against the model's own text" in (out / "summary.md").read_text()
     assert "rtf" not in summary and "text_laal_s" not in summary
