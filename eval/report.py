@@ -36,13 +36,13 @@ def summarise(rows: list[dict], run: dict) -> dict:
         bleu = corpus_bleu([r.get("text", "") for r in rows], refs)
         summary.update(text_bleu=bleu.score, text_bleu_signature=bleu.signature)
     if any("asr_text" in r for r in rows):
-        bleu = corpus_bleu([normalise(r.get("asr_text", "")) for r in rows], [normalise(x) for x in refs])
+        heard = [normalise(r.get("asr_text", "")) for r in rows]
+        bleu = corpus_bleu(heard, [normalise(x) for x in refs])
         summary.update(asr_bleu=bleu.score, asr_bleu_signature=bleu.signature + "|norm:whisper-english",
                        asr_model=run.get("asr_model"))
-        spoken = [r for r in rows if "text" in r and "asr_text" in r]
+        spoken = [(h, r["text"]) for h, r in zip(heard, rows) if "text" in r and "asr_text" in r]
         if spoken:  # the speech against the model's own text: words the voice loses, not the translation
-            summary["asr_bleu_vs_text"] = corpus_bleu([normalise(r["asr_text"]) for r in spoken],
-                                                      [normalise(r["text"]) for r in spoken]).score
+            summary["asr_bleu_vs_text"] = corpus_bleu([h for h, _ in spoken], [normalise(t) for _, t in spoken]).score
     for key in (*LATENCY_KEYS, "speaker_sim"):
         values = [r[key] for r in rows if r.get(key) is not None]
         if values:

@@ -285,6 +285,10 @@ def write_mimi(directory: str | Path, mimi: MimiModel, mimi_config: dict[str, An
 def load_mimi(directory: str | Path, device: str | torch.device = "cpu") -> MimiModel:
     """A codec written by `write_mimi` with its config, every codebook in use."""
     directory = Path(directory)
+    missing = [name for name in (MIMI_CONFIG_NAME, MIMI_NAME) if not (directory / name).is_file()]
+    if missing:
+        raise CheckpointError(f"{directory} is not a codec directory: it lacks {', '.join(missing)} "
+                              f"(a codec is {MIMI_CONFIG_NAME} + {MIMI_NAME}, as training.demo.codec and ship write them)")
     config = json.loads((directory / MIMI_CONFIG_NAME).read_text())
     return loaders.get_mimi(str(directory / MIMI_NAME), config, device=device, num_codebooks=config["quantizer"]["n_q"])
 

@@ -116,7 +116,7 @@ def test_codec_trains_saves_in_mimi_format_and_resumes(tmp_path):
     from hibiki.audio import FRAME_SIZE
     from hibiki.checkpoint import MIMI_CONFIG_NAME as CONFIG_NAME
     from hibiki.checkpoint import MIMI_NAME as WEIGHTS_NAME
-    from hibiki.checkpoint import load_mimi
+    from hibiki.checkpoint import CheckpointError, load_mimi
     from training.demo.codec import train
 
     config = _tiny_codec_config(_tone_corpus(tmp_path), tmp_path / "codec")
@@ -128,6 +128,8 @@ def test_codec_trains_saves_in_mimi_format_and_resumes(tmp_path):
     with torch.no_grad():
         codes = load_mimi(tmp_path / "codec").encode(torch.zeros(1, 1, FRAME_SIZE * 2))
     assert codes.shape[-1] == 2
+    with pytest.raises(CheckpointError, match="lacks mimi_config.json, mimi.safetensors"):
+        load_mimi(tmp_path)
     config.steps = 6
     resumed = train(config)
     assert resumed["history"][-1]["step"] == 6 and resumed["history"][:len(first["history"])] == first["history"]

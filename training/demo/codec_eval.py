@@ -26,7 +26,7 @@ from tqdm import tqdm
 from eval.asr import Transcriber
 from eval.bleu import corpus_bleu, normalise
 from hibiki.audio import FRAME_SIZE, SAMPLE_RATE, read_audio
-from hibiki.checkpoint import load_mimi
+from hibiki.checkpoint import CheckpointError, load_mimi
 
 
 @torch.no_grad()
@@ -84,8 +84,14 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=40)
     parser.add_argument("--out", type=Path, help="Write the figures as JSON here.")
     args = parser.parse_args()
+    if not (args.corpus / args.split / "manifest.jsonl").is_file():
+        parser.error(f"no {args.corpus / args.split / 'manifest.jsonl'}: --corpus takes a directory written by "
+                     f"training.demo.corpus, --split one of its splits (train, valid, test)")
     torch.set_num_threads(1)  # the real-time factor it reports is one thread's
-    figures = evaluate(args.codec, args.corpus, args.split, args.limit)
+    try:
+        figures = evaluate(args.codec, args.corpus, args.split, args.limit)
+    except CheckpointError as error:
+        parser.error(str(error))
     if args.out:
         args.out.write_text(json.dumps(figures, indent=2) + "\n")
     print(json.dumps(figures, indent=2))
