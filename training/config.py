@@ -8,7 +8,9 @@ the key, not a silently ignored setting.
 
 from __future__ import annotations
 
+import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -16,6 +18,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 class ConfigError(ValueError):
@@ -48,4 +51,20 @@ def config_from_argv(schema: type[T], description: str, argv: list[str] | None =
     try:
         return load_config(schema, path, argv[1:] if path else argv)
     except ConfigError as exc:
+        raise SystemExit(f"error: {exc}") from None
+
+
+def run_script(schema: type[T], doc: str, run: Callable[[T], R],
+               input_errors: tuple[type[Exception], ...] = (FileNotFoundError, ValueError)) -> tuple[T, R]:
+    """A training script's `main()`: logging, the config from argv, then `run(config)`.
+
+    The errors bad input raises (a missing file, a wrong value) end the script with their
+    one-line message instead of a traceback; anything else is a bug and keeps its traceback.
+    `doc`'s first paragraph is the `--help` description.
+    """
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = config_from_argv(schema, doc.split("\n\n")[0])
+    try:
+        return config, run(config)
+    except input_errors as exc:
         raise SystemExit(f"error: {exc}") from None

@@ -40,7 +40,7 @@ from hibiki.checkpoint import load_checkpoint
 from hibiki.dataset_source import DatasetError, open_dataset, require_columns
 from hibiki.default_model import default_model
 from training.alignment import AlignmentConfig
-from training.config import config_from_argv
+from training.config import run_script
 from training.examples import ExampleError, build_example, parse_sentences
 from training.tts import Espeak, TTSError, Voice
 
@@ -170,12 +170,7 @@ def prepare(config: PrepareConfig) -> dict:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = config_from_argv(PrepareConfig, __doc__.split("\n\n")[0])
-    try:
-        report = prepare(config)
-    except (DatasetError, ValueError) as exc:
-        raise SystemExit(f"error: {exc}") from None
+    config, report = run_script(PrepareConfig, __doc__, prepare, (DatasetError, ValueError))
     counts = report["counts"]
     skipped = {k: v for k, v in counts.items() if k not in ("ok", "frames")}
     print(f"prepared {counts.get('ok', 0)} examples ({report['hours']} h aligned) in {config.out}; "

@@ -30,7 +30,7 @@ from hibiki.checkpoint import load_checkpoint
 from hibiki.default_model import default_model
 from training.batches import batches, collate, open_examples
 from training.checkpoints import BEST, prune, read_record, save_kyutai, write_record
-from training.config import config_from_argv
+from training.config import run_script
 from training.loss import LossWeights, combine, loss_parts
 
 logger = logging.getLogger("hibiki.sft")
@@ -242,12 +242,7 @@ def _flat(d: dict, prefix: str = "") -> dict:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = config_from_argv(SFTConfig, __doc__.split("\n\n")[0])
-    try:
-        trainer = Trainer(config)
-    except (FileNotFoundError, ValueError) as exc:
-        raise SystemExit(f"error: {exc}") from None
+    config, trainer = run_script(SFTConfig, __doc__, Trainer)  # a bad config or missing data fails here, before training
     result = trainer.train()
     if trainer.accelerator.is_main_process:
         last = result["history"][-1] if result["history"] else {}

@@ -24,7 +24,7 @@ from moshi.models import loaders
 
 from hibiki.checkpoint import MIMI_CONFIG_NAME, load_mimi, save_checkpoint
 from hibiki.presets import TOKENIZER_SPECIAL_IDS, lm_config
-from training.config import config_from_argv
+from training.config import run_script
 
 # The demo's sampling defaults, written into its base checkpoint and into the shipped model.
 # Argmax: the shipped demo LM at moshi's temperatures (0.8 audio, 0.7 text) scored test BLEU
@@ -93,12 +93,7 @@ def build_base(config: BaseConfig) -> Path:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = config_from_argv(BaseConfig, __doc__.split("\n\n")[0])
-    try:
-        out = build_base(config)
-    except FileNotFoundError as exc:
-        raise SystemExit(f"error: {exc}") from None
+    _, out = run_script(BaseConfig, __doc__, build_base, (FileNotFoundError,))
     print(f"demo base checkpoint (random LM, trained codec, corpus tokenizer) in {out}")
 
 

@@ -38,7 +38,7 @@ from tqdm import tqdm
 from hibiki.audio import SAMPLE_RATE
 from hibiki.checkpoint import MIMI_CONFIG_NAME, MIMI_NAME, load_mimi, write_mimi
 from hibiki.presets import mimi_config
-from training.config import config_from_argv
+from training.config import run_script
 
 logger = logging.getLogger("hibiki.codec")
 
@@ -199,12 +199,7 @@ def train(config: CodecConfig) -> dict:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = config_from_argv(CodecConfig, __doc__.split("\n\n")[0])
-    try:
-        result = train(config)
-    except (FileNotFoundError, ValueError) as exc:
-        raise SystemExit(f"error: {exc}") from None
+    _, result = run_script(CodecConfig, __doc__, train)
     last = result["history"][-1] if result["history"] else {}
     print(f"codec trained to step {result['steps']}: multi-resolution STFT loss {last.get('stft', float('nan')):.3f}, "
           f"L1 {last.get('l1', float('nan')):.4f}; saved in {result['out']} ({MIMI_NAME}, {MIMI_CONFIG_NAME})")

@@ -25,7 +25,7 @@ import soundfile
 from tqdm import tqdm
 
 from hibiki.audio import SAMPLE_RATE
-from training.config import config_from_argv
+from training.config import run_script
 from training.demo.sentences import SPLITS, SentenceGenerator, split_of
 from training.tts import Espeak, TTSError, Voice, speak_sentences
 
@@ -131,12 +131,7 @@ def build(config: CorpusConfig) -> dict:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = config_from_argv(CorpusConfig, __doc__.split("\n\n")[0])
-    try:
-        summary = build(config)
-    except (ValueError, TTSError) as exc:
-        raise SystemExit(f"error: {exc}") from None
+    config, summary = run_script(CorpusConfig, __doc__, build, (ValueError, TTSError))
     print("demo corpus in " + config.out + ": " + ", ".join(
         f"{split} {s['utterances']} utterances ({s['hours']} h French + as much English)" for split, s in summary.items()))
 

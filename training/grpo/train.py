@@ -38,7 +38,7 @@ from hibiki.checkpoint import load_checkpoint
 from hibiki.words import Word, words_from_tokens
 from training.batches import ZERO_TOKEN, open_examples
 from training.checkpoints import save_kyutai
-from training.config import config_from_argv
+from training.config import run_script
 from training.grpo.loss import PolicyLossConfig, policy_loss
 from training.grpo.rewards import checkpoint_frames, checkpoints, group_advantages, rollout_rewards
 from training.grpo.rollout import policy_logprobs, sample_rollouts
@@ -197,12 +197,7 @@ class GRPOTrainer:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = config_from_argv(GRPOStageConfig, __doc__.split("\n\n")[0])
-    try:
-        result = GRPOTrainer(config).train()
-    except (FileNotFoundError, ValueError) as exc:
-        raise SystemExit(f"error: {exc}") from None
+    config, result = run_script(GRPOStageConfig, __doc__, lambda c: GRPOTrainer(c).train())
     first, last = result["history"][0], result["history"][-1]
     print(f"GRPO: {len(result['history'])} records in {result['wall_s']:.0f} s; validation BLEU {first.get('val_bleu')} -> "
           f"{last.get('val_bleu')}, LAAL {first.get('val_laal_s')} -> {last.get('val_laal_s')}; best kept in {Path(config.out) / 'best'}")
