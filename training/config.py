@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -27,6 +28,9 @@ class ConfigError(ValueError):
 
 def load_config(schema: type[T], path: str | Path | None, overrides: list[str]) -> T:
     """schema defaults <- YAML file <- `key=value` overrides (dotted keys for nested sections)."""
+    if path is not None and not Path(path).is_file():
+        raise ConfigError(f"no config file {path!r}: the first argument, when it has no '=', is a YAML config; "
+                          "the rest are key=value overrides")
     try:
         config = OmegaConf.structured(schema)
         if path is not None:
@@ -36,7 +40,7 @@ def load_config(schema: type[T], path: str | Path | None, overrides: list[str]) 
             raise ConfigError(f"overrides must be key=value, got {bad}")
         config = OmegaConf.merge(config, OmegaConf.from_dotlist(overrides))
         return OmegaConf.to_object(config)
-    except OmegaConfBaseException as exc:
+    except (OmegaConfBaseException, yaml.YAMLError) as exc:
         raise ConfigError(f"bad configuration ({path or 'defaults'}): {exc}") from exc
 
 

@@ -1,0 +1,51 @@
+"""Training scripts' command lines: `--help` lists the keys; a mistyped key, a wrong value or
+a missing input ends the script with one line naming it (exit 1), never a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPTS = ["training.prepare", "training.sft", "training.grpo.train", "training.demo.corpus", "training.demo.codec",
+           "training.demo.base"]
+PREPARE_YAML = str(Path(__file__).parents[1] / "training/recipes/demo_fr_en/prepare.yaml")
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_help_lists_keys_with_defaults(script):
+    result = run(script, "--help")
+    assert result.returncode == 0, result.stderr
+    assert "keys and defaults:" in result.stdout and "out:" in result.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["training.sft", "lerning_rate=1"], "error: bad configuration"),  # no such key
+    (["training.grpo.train", "max_steps=many"], "error: bad configuration"),  # not an int
+    (["training.prepare", "workers"], "error: no config file 'workers'"),  # the first bare word is the YAML
+    (["training.prepare", PREPARE_YAML, "workers"], "error: overrides must be key=value"),
+])
+def test_bad_configuration_is_one_line(args, message):
+    result = run(*args)
+    assert result.returncode == 1
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_missing_or_broken_input_is_one_line(tiny_dir, tmp_path):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("workers: [2\n")
+    result = run("training.prepare", str(broken))
+    assert result.returncode == 1
+    assert f"error: bad configuration ({broken})" in result.stderr and "Traceback" not in result.stderr
+    result = run("training.sft", f"data={tmp_path / 'nothing'}", f"model={tiny_dir}", f"out={tmp_path / 'out'}")
+    assert result.returncode == 1
+    assert "error: no prepared parts" in result.stderr and "Traceback" not in result.stderr
+    result = run("training.demo.base", f"corpus={tmp_path / 'nothing'}", f"codec={tmp_path / 'nope'}", f"out={tmp_path / 'b'}")
+    assert result.returncode == 1
+    assert f"error: no codec in {tmp_path / 'nope'}" in result.stderr and "Traceback" not in result.stderr
