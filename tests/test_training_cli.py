@@ -49,3 +49,12 @@ def test_missing_or_broken_input_is_one_line(tiny_dir, tmp_path):
     result = run("training.demo.base", f"corpus={tmp_path / 'nothing'}", f"codec={tmp_path / 'nope'}", f"out={tmp_path / 'b'}")
     assert result.returncode == 1
     assert f"error: no codec in {tmp_path / 'nope'}" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_half_written_codec_is_one_line(tmp_path):
+    codec = tmp_path / "codec"
+    codec.mkdir()
+    (codec / "mimi_config.json").write_text((Path(__file__).parents[1] / "hibiki/default_model/mimi_config.json").read_text())
+    result = run("training.demo.base", f"corpus={tmp_path}", f"codec={codec}", f"out={tmp_path / 'b'}")
+    assert result.returncode == 1
+    assert "it lacks mimi.safetensors" in result.stderr and "Traceback" not in result.stderr

@@ -93,7 +93,7 @@ def build_base(config: BaseConfig) -> Path:
 
 
 def main() -> None:
-    _, out = run_script(BaseConfig, __doc__, build_base, (FileNotFoundError,))
+    _, out = run_script(BaseConfig, __doc__, build_base)
     print(f"demo base checkpoint (random LM, trained codec, corpus tokenizer) in {out}")
 
 
