@@ -26,6 +26,7 @@ def test_grpo_stage_runs_validates_and_keeps_the_best(tiny_dir, parallel_set, tm
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "GRPO:" in run.stdout
+    assert "step 0: {'val_bleu'" in run.stderr  # the start is logged: `best` is judged against it
     history = json.loads((out / "grpo_summary.json").read_text())["history"]
     assert [r["step"] for r in history] == [0, 1, 2]
     assert all("val_bleu" in r and r["val_laal_s"] is not None for r in history)

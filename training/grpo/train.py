@@ -161,6 +161,13 @@ class GRPOTrainer:
         return {"val_bleu": corpus_bleu(hypotheses, references).score, "val_laal_s": mean(lags) if lags else None,
                 "val_end_offset_s": mean(ends) if ends else None}
 
+    def checkpoint(self, record: dict) -> dict:
+        """Validate, log and keep: step 0 too, since `best` is judged against the start."""
+        record.update(self.validate())
+        self.keep(record)
+        logger.info("step %d: %s", record["step"], {k: round(v, 3) for k, v in record.items() if isinstance(v, float)})
+        return record
+
     def keep(self, record: dict) -> None:
         if self.start_bleu is None:
             self.start_bleu = record["val_bleu"]
@@ -180,15 +187,12 @@ class GRPOTrainer:
         self.out.mkdir(parents=True, exist_ok=True)
         history = []
         if self.val:
-            history.append({"step": 0, **self.validate()})
-            self.keep(history[-1])
+            history.append(self.checkpoint({"step": 0}))
         start = time.perf_counter()
         for step in tqdm(range(1, c.max_steps + 1), desc="grpo", unit="step", disable=not a.is_main_process or None):
             record = {"step": step, **self.step()}
             if self.val and (step % c.eval_every == 0 or step == c.max_steps):
-                record.update(self.validate())
-                self.keep(record)
-                logger.info("step %d: %s", step, {k: round(v, 3) for k, v in record.items() if isinstance(v, float)})
+                self.checkpoint(record)
             history.append(record)
         result = {"history": history, "wall_s": time.perf_counter() - start, "config": asdict(c)}
         if a.is_main_process:
