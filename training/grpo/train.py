@@ -161,7 +161,7 @@ class GRPOTrainer:
         return {"val_bleu": corpus_bleu(hypotheses, references).score, "val_laal_s": mean(lags) if lags else None,
                 "val_end_offset_s": mean(ends) if ends else None}
 
-    def checkpoint(self, record: dict) -> dict:
+    def validate_and_keep(self, record: dict) -> dict:
         """Validate, log and keep: step 0 too, since `best` is judged against the start."""
         record.update(self.validate())
         self.keep(record)
@@ -187,12 +187,12 @@ class GRPOTrainer:
         self.out.mkdir(parents=True, exist_ok=True)
         history = []
         if self.val:
-            history.append(self.checkpoint({"step": 0}))
+            history.append(self.validate_and_keep({"step": 0}))
         start = time.perf_counter()
         for step in tqdm(range(1, c.max_steps + 1), desc="grpo", unit="step", disable=not a.is_main_process or None):
             record = {"step": step, **self.step()}
             if self.val and (step % c.eval_every == 0 or step == c.max_steps):
-                self.checkpoint(record)
+                self.validate_and_keep(record)
             history.append(record)
         result = {"history": history, "wall_s": time.perf_counter() - start, "config": asdict(c)}
         if a.is_main_process:
