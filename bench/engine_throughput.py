@@ -11,6 +11,8 @@ batch keeps all of its B streams in real time when a tick takes at most 80 ms (p
 from __future__ import annotations
 
 import argparse
+import gc
+import json
 import platform
 import tempfile
 import time
@@ -23,7 +25,8 @@ from tqdm import tqdm
 from hibiki.audio import FRAME_SIZE
 from hibiki.checkpoint import load_checkpoint
 from hibiki.engine import BatchedTranslator
-from hibiki.presets import PRESETS, build_random_checkpoint
+from hibiki.presets import PRESET_NAMES
+from hibiki.random_checkpoint import build_random_checkpoint
 
 FRAME_MS = 80.0
 
@@ -42,6 +45,11 @@ def machine() -> str:
 
 def bench_one(model: Path | str, device: str, slots: int, steps: int, warmup: int, pipeline: bool) -> dict:
     torch.manual_seed(0)
+    cuda = torch.device(device).type == "cuda"
+    if cuda:  # the previous batch size's checkpoint, caches and graphs are gone
+        gc.collect()
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
     translator = BatchedTranslator(load_checkpoint(model, device=device), slots=slots, pipeline=pipeline)
     source = (np.random.default_rng(0).standard_normal(FRAME_SIZE * (steps + warmup + 2)) * 0.1).astype(np.float32)
     for _ in range(slots):
@@ -50,19 +58,20 @@ def bench_one(model: Path | str, device: str, slots: int, steps: int, warmup: in
     for i in range(steps + warmup):
         start = time.perf_counter()
         translator.step()
-        if translator.device.type == "cuda":
+        if cuda:
             torch.cuda.synchronize()
         if i >= warmup:
             times.append((time.perf_counter() - start) * 1000)
     median, p95 = np.percentile(times, [50, 95])
     return dict(slots=slots, median_ms=median, p95_ms=p95, frames_per_s=slots * 1000 / np.mean(times),
-                realtime_streams=slots if p95 <= FRAME_MS else 0)
+                realtime_streams=slots if p95 <= FRAME_MS else 0,
+                gpu_peak_gb=torch.cuda.max_memory_allocated() / 2**30 if cuda else None)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--preset", default="small", choices=sorted(PRESETS), help="random-weight model of this preset")
+    source.add_argument("--preset", default="small", choices=PRESET_NAMES, help="random-weight model of this preset")
     source.add_argument("--model", help="checkpoint directory or hub repo id instead of a preset")
     parser.add_argument("--slots", type=int, nargs="+", default=[1, 4, 16, 64])
     parser.add_argument("--steps", type=int, default=50, help="timed ticks per batch size")
@@ -70,21 +79,30 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--pipeline", action="store_true", help="Mimi encoder, LM and Mimi decoder on three threads, a tick apart")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (per engine thread; 0: torch's default)")
+    parser.add_argument("--json", type=Path, help="also write the rows here (for bench/gpu_check.py)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model or build_random_checkpoint(Path(tmp) / args.preset, args.preset)
-        rows = [bench_one(model, args.device, slots, args.steps, args.warmup, args.pipeline)
-                for slots in tqdm(args.slots, desc="batch sizes")]
+        rows = []
+        for slots in tqdm(args.slots, desc="batch sizes"):
+            try:
+                rows.append(bench_one(model, args.device, slots, args.steps, args.warmup, args.pipeline))
+            except torch.cuda.OutOfMemoryError:
+                tqdm.write(f"{slots} slots: out of device memory; larger batch sizes skipped")
+                break
     name = args.model or f"preset '{args.preset}' (random weights)"
     print(f"\nmodel: {name}; device: {args.device}; {'pipelined' if args.pipeline else 'sequential'}; "
           f"machine: {machine()}")
-    print("| slots | tick median ms | tick p95 ms | frames/s | streams in real time |")
-    print("|---:|---:|---:|---:|---:|")
+    print("| slots | tick median ms | tick p95 ms | frames/s | streams in real time | GPU peak GiB |")
+    print("|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['slots']} | {r['median_ms']:.1f} | {r['p95_ms']:.1f} | {r['frames_per_s']:.0f} | {r['realtime_streams']} |")
+        gpu = "-" if r["gpu_peak_gb"] is None else f"{r['gpu_peak_gb']:.1f}"
+        print(f"| {r['slots']} | {r['median_ms']:.1f} | {r['p95_ms']:.1f} | {r['frames_per_s']:.0f} | {r['realtime_streams']} | {gpu} |")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
     best = max((r["realtime_streams"] for r in rows), default=0)
     print(f"\nmost concurrent real-time streams among the batch sizes tried: {best}")
 

@@ -137,6 +137,7 @@ def main() -> None:
                         help="Niceness of this script's clients once the server runs: they stand in for remote "
                              "machines, so a positive value keeps them from preempting the server's CPU threads.")
     parser.add_argument("--budget-ms", type=float, default=250.0, help="p95 frame latency that still counts as real time.")
+    parser.add_argument("--json", type=Path, help="Also write the rows here (for bench/gpu_check.py).")
     args = parser.parse_args()
     if not 0 <= args.client_nice <= 19:
         parser.error(f"--client-nice must be from 0 to 19 (it only lowers the clients' priority), got {args.client_nice}")
@@ -173,6 +174,9 @@ def main() -> None:
             proc.wait(timeout=30)
     held = [n for n, refused, kept, *_ in rows if refused == 0 and kept == n]
     print(f"largest N held in real time: {max(held) if held else 0}")
+    if args.json:
+        names = ("clients", "refused", "kept", "p50_ms", "p95_ms", "p99_ms", "late_ticks")
+        args.json.write_text(json.dumps([dict(zip(names, map(float, row))) for row in rows], indent=1))
 
 
 if __name__ == "__main__":

@@ -15,9 +15,20 @@ from eval.dataset import Columns, load_eval_set
 from eval.mini_set import HERE as MINI_SET
 from eval.run import run_eval
 from eval.speaker import SpeakerSimilarity
-from hibiki.cli_common import DeviceOption, ModelOption, TempOption, TempTextOption, TopKOption, TopKTextOption, open_model, resolve_device
+from hibiki.cli_common import (
+    CfgOption,
+    DeviceOption,
+    DtypeOption,
+    ModelOption,
+    TempOption,
+    TempTextOption,
+    TopKOption,
+    TopKTextOption,
+    open_model,
+    open_translator,
+    resolve_device,
+)
 from hibiki.dataset_source import DatasetError
-from hibiki.engine import BatchedTranslator, Sampling
 
 logger = logging.getLogger("hibiki.eval")
 
@@ -31,12 +42,14 @@ def evaluate(
     from_dir: Annotated[Optional[Path], typer.Option(
         help="Score existing outputs (<id>.wav and/or <id>.txt per utterance) instead of translating.")] = None,
     device: DeviceOption = "auto",
+    dtype: DtypeOption = "auto",
     slots: Annotated[int, typer.Option(help="Utterances translated together in one batch.")] = 8,
     greedy: Annotated[bool, typer.Option(help="Argmax instead of the checkpoint's sampling.")] = False,
     temp: TempOption = None,
     temp_text: TempTextOption = None,
     top_k: TopKOption = None,
     top_k_text: TopKTextOption = None,
+    cfg_coef: CfgOption = None,
     seed: Annotated[int, typer.Option(help="Random seed for sampling.")] = 4242,
     max_tail: Annotated[float, typer.Option(help="Seconds generated past the input end when the model never ends its text.")] = 10.0,
     asr_model: Annotated[str, typer.Option(help=f"Whisper for ASR-BLEU and speech latency: {DEFAULT_MODEL} (offline), "
@@ -65,11 +78,10 @@ def evaluate(
     if from_dir is not None:
         run["system"] = str(from_dir)
     else:
-        checkpoint = open_model(model, device)
-        sampling = Sampling.from_checkpoint(checkpoint, temp=temp, temp_text=temp_text, top_k=top_k, top_k_text=top_k_text,
-                                            use_sampling=False if greedy else None)
-        translator = BatchedTranslator(checkpoint, slots=max(1, min(slots, len(eval_set))), sampling=sampling, max_tail_s=max_tail)
-        run.update(system=checkpoint.source, slots=translator.batch_size, sampling=vars(sampling))
+        checkpoint = open_model(model, device, dtype)
+        translator = open_translator(checkpoint, max(1, min(slots, len(eval_set))), max_tail, greedy, temp=temp,
+                                     temp_text=temp_text, top_k=top_k, top_k_text=top_k_text, cfg_coef=cfg_coef)
+        run.update(system=checkpoint.source, slots=translator.batch_size, sampling=vars(translator.sampling))
     asr = None if asr_model == "none" else Transcriber(asr_model, device=str(torch_device))
     speaker = SpeakerSimilarity(str(torch_device)) if speaker_sim else None
     try:

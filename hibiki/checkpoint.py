@@ -23,9 +23,13 @@ from typing import Any
 import sentencepiece
 import torch
 from huggingface_hub import hf_hub_download
+from moshi.conditioners import ConditionTensors
 from moshi.models import LMModel, MimiModel, loaders
+from moshi.run_inference import get_condition_tensors
 from safetensors import safe_open
 from safetensors.torch import save_file
+
+from hibiki.stream_convention import StreamConvention, convention_for
 
 logger = logging.getLogger(__name__)
 
@@ -36,12 +40,16 @@ MIMI_CONFIG_NAME = "mimi_config.json"
 TOKENIZER_NAME = "tokenizer.model"
 
 # config.json keys that name files, with the default moshi assumes when a key is absent.
-_FILE_KEYS = {
+FILE_KEYS = {
     "moshi_name": loaders.MOSHI_NAME,
     "mimi_name": loaders.MIMI_NAME,
     "tokenizer_name": loaders.TEXT_TOKENIZER_NAME,
     "mimi_config_name": None,
 }
+# Precisions a user may ask for by name; "auto" is `default_dtype`.
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+# On a CPU, fp32 (fast matmuls) while its weights take at most this share of the machine's memory, else bf16.
+_CPU_FP32_MEMORY_SHARE = 0.25
 
 
 class CheckpointError(ValueError):
@@ -57,12 +65,57 @@ class Checkpoint:
     mimi: MimiModel
     tokenizer: sentencepiece.SentencePieceProcessor
     source: str
+    convention: StreamConvention
 
     @property
     def lm_config(self) -> dict[str, Any]:
         """The LMModel kwargs of config.json (file names, model_type and lm_gen_config removed)."""
         assert self.info.lm_config is not None
         return self.info.lm_config
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The keys of config.json that are neither LMModel kwargs nor file names (model_type,
+        lm_gen_config, model_id, ...): what `save_checkpoint` needs to write the same config back."""
+        assert self.info.raw_config is not None
+        return {k: copy.deepcopy(v) for k, v in self.info.raw_config.items()
+                if k not in self.lm_config and k not in FILE_KEYS}
+
+    @property
+    def voice_conditioner(self) -> bool:
+        return has_voice_conditioner(self.lm)
+
+    def conditions(self, batch_size: int, cfg_coef: float = 1.0) -> ConditionTensors | None:
+        """The condition tensors moshi's LMModel.forward and LMGen need for a batch: None for a
+        model without a fuser, else those of moshi's run_inference ({} for Hibiki-Zero's empty
+        set; original Hibiki's "very_good" voice transfer, with "very_bad" rows for CFG)."""
+        if self.lm.fuser is None:
+            return None
+        return get_condition_tensors(self.info.model_type, self.lm, batch_size, cfg_coef)
+
+
+def has_voice_conditioner(lm: LMModel) -> bool:
+    """Whether the LM takes original Hibiki's voice-transfer condition. Hibiki-Zero's config
+    declares an empty conditioner set, from which moshi still builds a provider (and a fuser)."""
+    return bool(lm.condition_provider is not None and lm.condition_provider.conditioners and lm.fuser is not None)
+
+
+def parse_dtype(name: str) -> torch.dtype | None:
+    """A `--dtype` value: None for "auto", else one of DTYPES."""
+    if name == "auto":
+        return None
+    if name not in DTYPES:
+        raise CheckpointError(f"unknown dtype {name!r}; accepted: auto, {', '.join(DTYPES)}")
+    return DTYPES[name]
+
+
+def default_dtype(device: torch.device, lm_parameters: int) -> torch.dtype:
+    """bf16 on CUDA; on a CPU fp32 (bf16 matmuls are slow there) unless its weights would not
+    fit comfortably in the machine's memory."""
+    if device.type == "cuda":
+        return torch.bfloat16
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return torch.float32 if 4 * lm_parameters <= _CPU_FP32_MEMORY_SHARE * memory else torch.bfloat16
 
 
 def is_local_checkpoint(model: str | Path) -> bool:
@@ -78,16 +131,14 @@ def load_checkpoint(
 ) -> Checkpoint:
     """Loads a hub repo id (`kyutai/hibiki-zero-3b-pytorch-bf16`) or a local directory.
 
-    `dtype` defaults to bfloat16 on CUDA and float32 elsewhere (bf16 matmuls are slow on CPU).
-    `lm_overrides` changes LMModel kwargs that do not touch the weights (training sets
+    `dtype` None is `default_dtype`. `lm_overrides` changes LMModel kwargs that do not touch the weights (training sets
     `gradient_checkpointing`); they are not part of `lm_config`.
     """
     device = torch.device(device)
-    if dtype is None:
-        dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     info = checkpoint_info(model, revision=revision)
-    _check_lm_weights(info)
+    lm_parameters = _check_lm_weights(info)
     _check_mimi_weights(info)
+    dtype = dtype or default_dtype(device, lm_parameters)
     # moshi's builders write into the config dicts they are given; keep them as on disk.
     pristine = copy.deepcopy((info.raw_config, info.lm_config, info.mimi_config))
     lm = info.get_moshi(device=device, dtype=dtype, lm_kwargs_overrides=dict(lm_overrides or {}))
@@ -95,9 +146,13 @@ def load_checkpoint(
     info.raw_config, info.lm_config, info.mimi_config = pristine
     tokenizer = info.get_text_tokenizer()
     _check_compatible(lm, mimi, tokenizer, str(model))
-    logger.info("loaded %s (%s, %.1fM LM parameters)", model, info.model_type,
-                sum(p.numel() for p in lm.parameters()) / 1e6)
-    return Checkpoint(info=info, lm=lm, mimi=mimi, tokenizer=tokenizer, source=str(model))
+    try:
+        convention = convention_for(info.model_id or {}, has_voice_conditioner(lm))
+    except ValueError as exc:
+        raise CheckpointError(f"{model}: {exc}") from exc
+    logger.info("loaded %s (%s, %.1fM LM parameters, %s, %s stream convention)", model, info.model_type,
+                lm_parameters / 1e6, str(dtype).removeprefix("torch."), convention.name)
+    return Checkpoint(info=info, lm=lm, mimi=mimi, tokenizer=tokenizer, source=str(model), convention=convention)
 
 
 def checkpoint_info(model: str | Path, revision: str | None = None) -> loaders.CheckpointInfo:
@@ -132,7 +187,7 @@ def _local_info(directory: Path) -> loaders.CheckpointInfo:
     if not isinstance(config, dict):
         raise CheckpointError(f"{config_path} must hold a JSON object of LMModel kwargs")
     files: dict[str, Path | None] = {}
-    for key, default in _FILE_KEYS.items():
+    for key, default in FILE_KEYS.items():
         name = config.get(key, default)
         if name is None:
             files[key] = None
@@ -182,7 +237,8 @@ def _compare_state(expected: dict[str, torch.Tensor], path: Path, what: str) -> 
     raise CheckpointError(" ".join(lines))
 
 
-def _check_lm_weights(info: loaders.CheckpointInfo) -> None:
+def _check_lm_weights(info: loaders.CheckpointInfo) -> int:
+    """Checks the LM file against its config; returns the number of LM parameters."""
     if info.lm_config is None:
         raise CheckpointError("checkpoint has no config.json; legacy Moshi 7B repos are not supported")
     try:
@@ -191,6 +247,10 @@ def _check_lm_weights(info: loaders.CheckpointInfo) -> None:
     except (AssertionError, TypeError, KeyError, ValueError) as exc:
         raise CheckpointError(f"config.json does not describe a valid moshi LMModel: {exc!r}") from exc
     _compare_state(meta.state_dict(), Path(info.moshi_weights), "LMModel")
+    if has_voice_conditioner(meta) and info.model_type != "hibiki":
+        raise CheckpointError(f"config.json: a model with conditioners needs model_type 'hibiki' "
+                              f"(the one moshi knows conditions for), got {info.model_type!r}")
+    return sum(p.numel() for p in meta.parameters())
 
 
 def _check_mimi_weights(info: loaders.CheckpointInfo) -> None:
@@ -206,9 +266,9 @@ def _check_mimi_weights(info: loaders.CheckpointInfo) -> None:
 def _check_compatible(lm: LMModel, mimi: MimiModel, tokenizer: sentencepiece.SentencePieceProcessor,
                       where: str) -> None:
     if tokenizer.vocab_size() < lm.text_card:
-        raise CheckpointError(
-            f"{where}: the SentencePiece tokenizer has {tokenizer.vocab_size()} pieces but the model's "
-            f"text vocabulary (text_card) is {lm.text_card}; the tokenizer must cover every text id")
+        logger.warning("%s: the SentencePiece tokenizer has %d pieces but the model's text vocabulary (text_card) "
+                       "is %d; text ids beyond the tokenizer are shown as nothing", where, tokenizer.vocab_size(),
+                       lm.text_card)
     if mimi.cardinality != lm.card:
         raise CheckpointError(
             f"{where}: Mimi codebooks have {mimi.cardinality} entries but the LM expects card={lm.card}")
@@ -225,31 +285,24 @@ def save_checkpoint(
     tokenizer_path: str | Path,
     lm_config: dict[str, Any],
     mimi_config: dict[str, Any] | None = None,
-    model_type: str = "hibiki",
-    lm_gen_config: dict[str, Any] | None = None,
-    extra: dict[str, Any] | None = None,
+    metadata: dict[str, Any] | None = None,
     dtype: torch.dtype | None = None,
     mimi_dtype: torch.dtype | None = None,
 ) -> Path:
     """Writes a Kyutai-format checkpoint directory, atomically (written aside, then renamed).
 
     `lm_config` holds the LMModel kwargs as in Kyutai's config.json; `mimi_config` the
-    `get_mimi` config (None: Kyutai's standard Mimi, whose config moshi knows). `extra`
-    adds keys such as `model_id` or a model card pointer to config.json. `dtype` and
+    `get_mimi` config (None: Kyutai's standard Mimi, whose config moshi knows). `metadata`
+    holds the other keys of config.json (`model_type`, default "hibiki", `lm_gen_config`,
+    `model_id`, ...; a loaded checkpoint's `metadata` writes its config back). `dtype` and
     `mimi_dtype` store the LM's and the codec's floating-point weights in another precision.
     """
     directory = Path(directory)
     tmp = directory.with_name(f".{directory.name}.tmp-{os.getpid()}")
     tmp.mkdir(parents=True, exist_ok=False)
     config: dict[str, Any] = dict(copy.deepcopy(lm_config))
-    config.update(
-        model_type=model_type,
-        lm_gen_config=dict(lm_gen_config or {}),
-        moshi_name=LM_NAME,
-        mimi_name=MIMI_NAME,
-        tokenizer_name=TOKENIZER_NAME,
-        **(extra or {}),
-    )
+    config.update({"model_type": "hibiki", **copy.deepcopy(metadata or {})})
+    config.update(moshi_name=LM_NAME, mimi_name=MIMI_NAME, tokenizer_name=TOKENIZER_NAME)
     config.pop("mimi_config_name", None)
     if mimi_config is not None:
         config["mimi_config_name"] = MIMI_CONFIG_NAME

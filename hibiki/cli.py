@@ -19,8 +19,18 @@ from tqdm import tqdm
 
 from hibiki.audio import SAMPLE_RATE, AudioError, read_audio, write_wav
 from hibiki.checkpoint import Checkpoint
-from hibiki.cli_common import DeviceOption, ModelOption, TempOption, TempTextOption, TopKOption, TopKTextOption, open_model
-from hibiki.engine import BatchedTranslator, Sampling
+from hibiki.cli_common import (
+    CfgOption,
+    DeviceOption,
+    DtypeOption,
+    ModelOption,
+    TempOption,
+    TempTextOption,
+    TopKOption,
+    TopKTextOption,
+    open_model,
+    open_translator,
+)
 from hibiki.file_translation import translate_pcms
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -39,29 +49,22 @@ def translate(
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory for <name>.wav and <name>.txt per input.")],
     model: ModelOption = None,
     device: DeviceOption = "auto",
+    dtype: DtypeOption = "auto",
     slots: Annotated[int, typer.Option(help="Files translated together in one batch.")] = 8,
     temp: TempOption = None,
     temp_text: TempTextOption = None,
     top_k: TopKOption = None,
     top_k_text: TopKTextOption = None,
     greedy: Annotated[bool, typer.Option(help="Argmax instead of sampling.")] = False,
-    cfg_coef: Annotated[Optional[float], typer.Option(
-        help="Voice-transfer guidance (checkpoints with a conditioner; ~3 is strong).")] = None,
+    cfg_coef: CfgOption = None,
     max_tail: Annotated[float, typer.Option(help="Seconds generated past the input end when the model never ends its text.")] = 10.0,
     seed: Annotated[int, typer.Option(help="Random seed for sampling.")] = 4242,
 ) -> None:
     """Translate audio files; writes the translated speech and text of each."""
     torch.manual_seed(seed)
-    checkpoint = open_model(model, device)
-    try:
-        sampling = Sampling.from_checkpoint(
-            checkpoint, temp=temp, temp_text=temp_text, top_k=top_k, top_k_text=top_k_text,
-            cfg_coef=cfg_coef, use_sampling=False if greedy else None)
-        translator = BatchedTranslator(checkpoint, slots=max(1, min(slots, len(inputs))),
-                                       sampling=sampling, max_tail_s=max_tail)
-    except ValueError as exc:
-        logger.error("%s", exc)
-        raise typer.Exit(2) from exc
+    checkpoint = open_model(model, device, dtype)
+    translator = open_translator(checkpoint, max(1, min(slots, len(inputs))), max_tail, greedy, temp=temp,
+                                 temp_text=temp_text, top_k=top_k, top_k_text=top_k_text, cfg_coef=cfg_coef)
     out.mkdir(parents=True, exist_ok=True)
     failures: dict[Path, str] = {}
     names = _output_names(inputs)
@@ -137,14 +140,19 @@ def describe(checkpoint: Checkpoint) -> dict:
         "lm_parameters": sum(p.numel() for p in lm.parameters()),
         "mimi_parameters": sum(p.numel() for p in mimi.parameters()),
         "temporal_transformer": f"dim {lm.dim}, {config.get('num_layers')} layers, {config.get('num_heads')} heads, context {lm.context}",
-        "depth_transformer": f"dim {config.get('depformer_dim')}, {config.get('depformer_num_layers')} layers",
+        "temporal_attention": f"{config.get('positional_embedding')}, kv_repeat {config.get('kv_repeat', 1)}, "
+                              f"max_period {config.get('max_period')}",
+        "depth_transformer": f"dim {config.get('depformer_dim')}, {config.get('depformer_num_layers')} layers, "
+                             f"weights schedule {config.get('depformer_weights_per_step_schedule') or 'one per step'}",
         "streams": f"text (inner monologue) + {lm.dep_q} generated audio codebooks + {lm.n_q - lm.dep_q} source audio codebooks",
         "delays": lm.delays,
         "text_vocabulary": lm.text_card,
         "tokenizer_pieces": checkpoint.tokenizer.vocab_size(),
         "audio_codebook_size": lm.card,
         "mimi": f"{mimi.sample_rate} Hz, {mimi.frame_rate} Hz frames, {mimi.total_codebooks} codebooks ({mimi.num_codebooks} used)",
-        "voice_transfer_conditioner": lm.condition_provider is not None,
+        "voice_transfer_conditioner": checkpoint.voice_conditioner,
+        "stream_convention": checkpoint.convention.name,
+        "dtype": str(next(lm.parameters()).dtype).removeprefix("torch."),
         "lm_gen_config": checkpoint.info.lm_gen_config,
         "model_id": checkpoint.info.model_id,
     }

@@ -5,11 +5,11 @@ stream without disturbing the others, and `set_exec_mask(mask)` lets a tick adva
 the slots that have something to do, so streams join, feed at their own pace and leave
 at any frame. A tick is one 80 ms model step for every slot that advances.
 
-Stream life: attach -> one priming step (moshi's "feed the first frame twice": the model
-never reads the input of a stream's first step, see `_Phase`) -> one step per 80 ms input
-frame -> after `end_input`, one input-EOS frame (every source code = Mimi's cardinality)
-then Mimi-encoded silence, until the model writes text EOS or the tail bound is reached
--> the slot is free again.
+Stream life: attach -> priming -> one step per 80 ms input frame -> after `end_input`, one
+input-EOS frame (every source code = Mimi's cardinality) then Mimi-encoded silence, until
+the model writes text EOS or the tail bound is reached -> the slot is free again. Priming,
+the last partial frame and the EOS frame follow the checkpoint's `StreamConvention`
+(moshi's `run_inference` or the hibiki-zero package's), see `hibiki.stream_convention`.
 
 Output audio is in model time: output frame t is the target frame aligned with input
 frame t (what training aligns), as moshi's run_inference writes it. A live listener hears
@@ -36,11 +36,11 @@ from typing import Any
 import numpy as np
 import torch
 from moshi.models import LMGen
-from moshi.run_inference import get_condition_tensors
 
 from hibiki.audio import FRAME_PERIOD_S, FRAME_SIZE, as_pcm
 from hibiki.checkpoint import Checkpoint
 from hibiki.slot_sampling import SlotSampling
+from hibiki.stream_convention import StreamConvention
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class Sampling:
 
 class _Phase(enum.Enum):
     FREE = "free"
-    PRIME = "prime"  # next step is the stream's first: its input is never read, only its output kept
+    PRIME = "prime"  # the stream's first steps: an unread input, or frames of encoded silence
     RUNNING = "running"  # one step per buffered input frame
     FLUSHING = "flushing"  # input ended: EOS frame, then silence, every tick
 
@@ -84,6 +84,7 @@ class _Phase(enum.Enum):
 @dataclass
 class _Slot:
     phase: _Phase = _Phase.FREE
+    primed: int = 0  # priming steps taken
     chunks: deque = field(default_factory=deque)  # float32 arrays not yet consumed
     buffered: int = 0  # samples in chunks
     input_ended: bool = False
@@ -121,6 +122,7 @@ class _Tick:
     execute: np.ndarray  # [B] bool: slots the LM steps
     encode: np.ndarray  # [B] bool: slots whose pcm Mimi encodes
     eos: np.ndarray  # [B] bool: slots fed the input-EOS frame
+    warmup: np.ndarray  # [B] int: the frame of encoded silence a priming slot is fed, else -1
     pcm: np.ndarray  # [B, 1, FRAME_SIZE]
     streams: list[_Slot]
     eos_fed: np.ndarray  # [B] bool
@@ -164,11 +166,20 @@ class BatchedTranslator:
         # plus the two ticks a pipelined engine holds each frame (encoder -> LM -> decoder).
         self.output_lag_frames = self.max_delay - 1 + 2 * int(pipeline)
         self.eos_text_id = self.tokenizer.eos_id()
-        if self.sampling.cfg_coef != 1.0 and self.lm.condition_provider is None:
+        self.convention: StreamConvention = checkpoint.convention
+        if self.sampling.cfg_coef != 1.0 and not checkpoint.voice_conditioner:
             raise ValueError(
-                f"cfg_coef={self.sampling.cfg_coef} needs a checkpoint with a voice-transfer conditioner; "
-                "this one has none (use cfg_coef=1)")
-        conditions = get_condition_tensors(checkpoint.info.model_type, self.lm, slots, self.sampling.cfg_coef)
+                f"cfg_coef={self.sampling.cfg_coef:g} needs a checkpoint with a voice-transfer conditioner "
+                "(original Hibiki's); this one has none, so only cfg_coef=1 is accepted")
+        if self.sampling.cfg_coef <= 0 or not np.isfinite(self.sampling.cfg_coef):
+            raise ValueError(f"cfg_coef must be a finite number > 0 (1: no guidance), got {self.sampling.cfg_coef}")
+        if self.mimi.is_streaming:
+            raise ValueError("this checkpoint's models already serve another BatchedTranslator; "
+                             "load the checkpoint again for a second one")
+        # hibiki-zero's warmup: max_delay frames of silence, encoded apart from any stream.
+        self._warmup_codes = self.mimi.encode(
+            torch.zeros(1, 1, FRAME_SIZE * self.max_delay, device=self.device))[0] if self.convention.silence_warmup else None
+        conditions = checkpoint.conditions(slots, self.sampling.cfg_coef)
         sampling = self.sampling
         self.slot_sampling: SlotSampling | None = None
         if sampling.cfg_coef == 1.0:  # per-slot settings; LMGen then takes the argmax of the shaped logits
@@ -178,7 +189,7 @@ class BatchedTranslator:
         self.lm_gen = LMGen(
             self.lm, use_sampling=sampling.use_sampling, temp=sampling.temp, temp_text=sampling.temp_text,
             top_k=sampling.top_k, top_k_text=sampling.top_k_text, cfg_coef=sampling.cfg_coef,
-            condition_tensors=conditions or None, support_out_of_sync=True,
+            condition_tensors=conditions, support_out_of_sync=True,
             on_text_logits_hook=self.slot_sampling.shape_text if self.slot_sampling else None,
         )
         self._encoder_mimi = copy.deepcopy(self.mimi) if pipeline else self.mimi
@@ -302,13 +313,18 @@ class BatchedTranslator:
         execute = np.zeros(B, dtype=bool)
         encode = np.zeros(B, dtype=bool)
         eos = np.zeros(B, dtype=bool)
+        warmup = np.full(B, -1)
         pcm_in = np.zeros((B, 1, FRAME_SIZE), dtype=np.float32)
         for index, slot in enumerate(self._slots):
             if slot.phase is _Phase.PRIME:
                 execute[index] = True
-                slot.phase = _Phase.RUNNING
+                if self._warmup_codes is not None:
+                    warmup[index] = slot.primed
+                slot.primed += 1
+                if slot.primed == (self.max_delay if self._warmup_codes is not None else 1):
+                    slot.phase = _Phase.RUNNING
             elif slot.phase is _Phase.RUNNING:
-                frame = slot.pop_frame(pad=slot.input_ended)
+                frame = slot.pop_frame(pad=slot.input_ended and self.convention.pad_last_frame)
                 if frame is not None:
                     execute[index] = encode[index] = True
                     pcm_in[index, 0] = frame
@@ -321,9 +337,10 @@ class BatchedTranslator:
                     encode[index] = True  # silence after the EOS frame
                 else:
                     eos[index] = slot.eos_fed = True
+                    encode[index] = self.convention.encode_eos_frame
         if not execute.any():
             return None
-        return _Tick(execute=execute, encode=encode, eos=eos, pcm=pcm_in, streams=list(self._slots),
+        return _Tick(execute=execute, encode=encode, eos=eos, warmup=warmup, pcm=pcm_in, streams=list(self._slots),
                      eos_fed=np.array([s.eos_fed for s in self._slots]),
                      input_frames=np.array([s.input_frames for s in self._slots]))
 
@@ -337,6 +354,9 @@ class BatchedTranslator:
             codes = torch.zeros(self.batch_size, mimi.num_codebooks, 1, dtype=torch.long, device=self.device)
         if tick.eos.any():
             codes[torch.from_numpy(tick.eos).to(self.device)] = mimi.cardinality
+        for index in np.flatnonzero(tick.warmup >= 0):
+            assert self._warmup_codes is not None
+            codes[index, :, 0] = self._warmup_codes[:, tick.warmup[index]]
         return codes
 
     def _step_lm(self, tick: _Tick) -> bool:
@@ -382,13 +402,14 @@ class BatchedTranslator:
 
     def piece(self, text_token: int) -> str:
         """The text a client is sent for one token, as moshi's servers do."""
-        if text_token in SILENT_TEXT_IDS or text_token < 0:
+        if text_token in SILENT_TEXT_IDS or not 0 <= text_token < self.tokenizer.vocab_size():
             return ""
         return self.tokenizer.id_to_piece(text_token).replace("▁", " ")
 
     def decode_text(self, text_tokens: list[int]) -> str:
         """Full transcript of a stream's text tokens (byte-fallback pieces joined properly)."""
-        return self.tokenizer.decode([t for t in text_tokens if t not in SILENT_TEXT_IDS and t >= 0])
+        pieces = self.tokenizer.vocab_size()
+        return self.tokenizer.decode([t for t in text_tokens if t not in SILENT_TEXT_IDS and 0 <= t < pieces])
 
     # ----------------------------------------------------------------- internals
     def _active(self, slot: int) -> _Slot:

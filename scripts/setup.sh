@@ -22,5 +22,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet --progress-bar off -e '.[test]'
+# Kyutai's Hibiki-Zero inference code, the reference the equivalence tests compare against.
+.venv/bin/python -m pip install --quiet --progress-bar off --no-deps hibiki-zero==0.0.4
 .venv/bin/hibiki --help > /dev/null
 echo "hibiki is installed in .venv (activate with: source .venv/bin/activate)"

@@ -10,8 +10,7 @@ import torch
 import typer
 import uvicorn
 
-from hibiki.cli_common import DeviceOption, ModelOption, open_model
-from hibiki.engine import BatchedTranslator, Sampling
+from hibiki.cli_common import CfgOption, DeviceOption, DtypeOption, ModelOption, open_model, open_translator
 from service.app import create_app
 from service.config import ServiceConfig
 
@@ -24,6 +23,7 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port (Kyutai's servers use 8998).")] = 8998,
     slots: Annotated[int, typer.Option(help="Concurrent sessions: the model's batch size.")] = 8,
     device: DeviceOption = "auto",
+    dtype: DtypeOption = "auto",
     threads: Annotated[int, typer.Option(help="CPU threads for torch in each engine thread (0: a third of the cores when "
                                               "pipelined, else torch's default).")] = 0,
     pipeline: Annotated[Optional[bool], typer.Option(
@@ -36,23 +36,17 @@ def serve(
     max_upload_mb: Annotated[int, typer.Option(help="Largest upload to POST /v1/translate, in MiB.")] = 64,
     max_tail: Annotated[float, typer.Option(help="Seconds generated past a session's end when the model never ends its text.")] = 10.0,
     greedy: Annotated[bool, typer.Option(help="Argmax instead of sampling.")] = False,
-    cfg_coef: Annotated[Optional[float], typer.Option(help="Voice-transfer guidance (checkpoints with a conditioner).")] = None,
+    cfg_coef: CfgOption = None,
 ) -> None:
     """Serve streaming translation: web page at /, Kyutai's /api/chat, /v1/stream, POST /v1/translate, /metrics."""
-    checkpoint = open_model(model, device)
+    checkpoint = open_model(model, device, dtype)
     if pipeline is None:
         pipeline = checkpoint.lm.device.type == "cpu"
     if threads == 0 and pipeline:  # three engine threads, each its own third of the cores
         threads = max(1, (os.cpu_count() or 3) // 3)
     if threads > 0:
         torch.set_num_threads(threads)
-    try:
-        sampling = Sampling.from_checkpoint(checkpoint, cfg_coef=cfg_coef, use_sampling=False if greedy else None)
-        translator = BatchedTranslator(checkpoint, slots=slots, sampling=sampling, max_tail_s=max_tail,
-                                       pipeline=pipeline)
-    except ValueError as exc:
-        logger.error("%s", exc)
-        raise typer.Exit(2) from exc
+    translator = open_translator(checkpoint, slots, max_tail, greedy, pipeline, cfg_coef=cfg_coef)
     config = ServiceConfig(api_key=api_key or None, max_message_bytes=max_message_bytes, max_session_s=max_session,
                            idle_timeout_s=idle_timeout, max_upload_bytes=max_upload_mb << 20)
     logger.info("serving %s on http://%s:%d with %d slots on %s (%s, %d torch threads%s)%s", checkpoint.source, host,

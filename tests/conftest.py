@@ -19,7 +19,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 
 from hibiki.audio import FRAME_SIZE, SAMPLE_RATE  # noqa: E402
 from hibiki.checkpoint import load_checkpoint  # noqa: E402
-from hibiki.presets import build_random_checkpoint  # noqa: E402
+from hibiki.random_checkpoint import build_random_checkpoint  # noqa: E402
 
 HIBIKI_CLI = [sys.executable, "-m", "hibiki.cli"]
 
@@ -27,6 +27,15 @@ HIBIKI_CLI = [sys.executable, "-m", "hibiki.cli"]
 @pytest.fixture(scope="session")
 def tiny_dir(tmp_path_factory) -> Path:
     return build_random_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny", "tiny", seed=1)
+
+
+@pytest.fixture(scope="session")
+def kyutai_dirs(tmp_path_factory) -> dict[str, Path]:
+    """Every Kyutai config (`hibiki.presets.KYUTAI_REPOS`), reduced, random weights: preset -> directory."""
+    from hibiki.presets import KYUTAI_REPOS
+
+    root = tmp_path_factory.mktemp("kyutai")
+    return {preset: build_random_checkpoint(root / preset, preset, seed=11, reduced=True) for preset in KYUTAI_REPOS}
 
 
 @pytest.fixture()
@@ -66,7 +75,7 @@ def eos_dir(tiny_dir, tmp_path_factory) -> Path:
         lm.text_linear.bias.zero_()
         lm.text_linear.bias[base.tokenizer.eos_id()] = 1e4
     return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "eos", lm, base.mimi, base.info.tokenizer,
-                           config, mimi_config=base.info.mimi_config, lm_gen_config=base.info.lm_gen_config)
+                           config, mimi_config=base.info.mimi_config, metadata=base.metadata)
 
 
 @contextlib.contextmanager

@@ -177,7 +177,7 @@ def test_tail_is_bounded_when_the_model_never_ends(tiny_dir):
     outputs = []
     for _ in range(40):
         outputs += translator.step()
-    assert len(outputs) == 7 + 5  # partial frame padded, then 5 tail frames (0.4 s)
+    assert len(outputs) == 7 + 5  # partial frame padded (this project's convention), then 5 tail frames (0.4 s)
     assert outputs[-1].final and translator.free_slots == 1
     assert all(o.pcm.shape == (FRAME_SIZE,) and o.pcm.dtype == np.float32 for o in outputs)
 
@@ -234,7 +234,7 @@ def run_alone_and_beside_another(directory, sampling: Sampling, pcm: np.ndarray)
 
 def test_voice_transfer_guidance(tmp_path):
     """cfg_coef != 1 on a checkpoint with Hibiki's voice conditioner: guided, still per-slot independent."""
-    from hibiki.presets import build_random_checkpoint
+    from hibiki.random_checkpoint import build_random_checkpoint
 
     directory = build_random_checkpoint(tmp_path / "vt", "tiny", seed=3, voice_conditioner=True)
     assert load_checkpoint(directory).lm.condition_provider is not None

@@ -33,8 +33,7 @@ def save_kyutai(lm: torch.nn.Module, base: Checkpoint, directory: Path, dtype: t
     merged = copy.deepcopy(lm).cpu()
     replace_lora_with_linear(merged)  # no-op without adapters
     return save_checkpoint(directory, merged, base.mimi, base.info.tokenizer, base.lm_config,
-                           mimi_config=base.info.mimi_config, model_type=base.info.model_type,
-                           lm_gen_config=base.info.lm_gen_config, dtype=dtype)
+                           mimi_config=base.info.mimi_config, metadata=base.metadata, dtype=dtype)
 
 
 def read_record(out: Path, name: str = LATEST) -> dict | None:

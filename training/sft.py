@@ -76,6 +76,13 @@ def learning_rate(step: int, config: SFTConfig) -> float:
     return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
+def add_lora(lm: torch.nn.Module, rank: int, scaling: float) -> None:
+    """moshi's LoRA adapters on every linear layer; only they train (merged back at save)."""
+    replace_all_linear_with_lora(lm, rank, scaling)
+    for name, param in lm.named_parameters():
+        param.requires_grad = "lora_" in name
+
+
 class Trainer:
     def __init__(self, config: SFTConfig) -> None:
         self.config = config
@@ -92,9 +99,7 @@ class Trainer:
                                     lm_overrides={"gradient_checkpointing": config.gradient_checkpointing})
         lm = self.base.lm
         if config.lora:
-            replace_all_linear_with_lora(lm, config.lora_rank, config.lora_scaling)
-            for name, param in lm.named_parameters():
-                param.requires_grad = "lora_" in name
+            add_lora(lm, config.lora_rank, config.lora_scaling)
         lm.train()
         self.params = [p for p in lm.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(self.params, lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.95))
@@ -137,7 +142,7 @@ class Trainer:
                 codes = codes.to(a.device)
                 frames += int((codes[:, 0] >= 0).sum())
                 with a.accumulate(self.model), a.autocast():
-                    parts = loss_parts(self.model(codes), self.lm, codes, c.loss)
+                    parts = loss_parts(self.model(codes, self.base.conditions(len(codes))), self.lm, codes, c.loss)
                     text_total = a.reduce(parts.text_weight, "sum")
                     audio_total = a.reduce(parts.audio_weight, "sum")
                     # DDP averages gradients over processes; global totals make that the one-process gradient.
@@ -177,13 +182,13 @@ class Trainer:
         samples = []
         for codes, examples in self.val:
             codes = codes.to(self.accelerator.device)
-            output = lm(codes)
+            output = lm(codes, self.base.conditions(len(codes)))
             parts = loss_parts(output, lm, codes, c.loss)
             # The same targets with every example hearing another one's source: a model that
             # listens does much worse; one that only continues its own English does not.
             swapped = codes.clone()
             swapped[:, 1 + lm.dep_q:] = codes[:, 1 + lm.dep_q:].roll(1, dims=0)
-            other = loss_parts(lm(swapped), lm, codes, c.loss)
+            other = loss_parts(lm(swapped, self.base.conditions(len(codes))), lm, codes, c.loss)
             sums += torch.stack([parts.text_sum, parts.audio_sum, parts.text_weight, parts.audio_weight,
                                  other.text_sum]).float().cpu()
             if len(samples) < c.decode_samples:

@@ -24,6 +24,7 @@ from moshi.models import loaders
 
 from hibiki.checkpoint import MIMI_CONFIG_NAME, load_mimi, save_checkpoint
 from hibiki.presets import TOKENIZER_SPECIAL_IDS, lm_config
+from hibiki.stream_convention import CONFIG_KEY, MOSHI_PADDED
 from training.config import run_script
 
 # The demo's sampling defaults, written into its base checkpoint and into the shipped model.
@@ -87,8 +88,8 @@ def build_base(config: BaseConfig) -> Path:
                     sum(p.numel() for p in lm.parameters()) / 1e6, text_card, len(lines))
         return save_checkpoint(
             config.out, lm, mimi, tokenizer, kwargs, mimi_config=mimi_config,
-            lm_gen_config=LM_GEN_CONFIG,
-            extra=dict(model_id=dict(name="hibiki-demo-fr-en-base", seed=config.seed)),
+            metadata=dict(lm_gen_config=LM_GEN_CONFIG, model_id={
+                "name": "hibiki-demo-fr-en-base", "seed": config.seed, CONFIG_KEY: MOSHI_PADDED.name}),
         )
 
 

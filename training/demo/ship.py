@@ -133,8 +133,9 @@ def ship(out: Path, checkpoint: Path, dest: Path, corpora: list[Path] | None = N
     base = load_checkpoint(str(checkpoint), device="cpu", dtype=torch.float32)
     config = base.lm_config
     save_checkpoint(dest, base.lm, base.mimi, base.info.tokenizer, config, mimi_config=base.info.mimi_config,
-                    model_type=base.info.model_type, lm_gen_config=LM_GEN_CONFIG,
-                    extra=dict(model_id=dict(name="hibiki-demo-fr-en")), dtype=torch.float16, mimi_dtype=torch.float16)
+                    metadata=dict(base.metadata, lm_gen_config=LM_GEN_CONFIG,
+                                  model_id=dict(base.metadata.get("model_id", {}), name="hibiki-demo-fr-en")),
+                    dtype=torch.float16, mimi_dtype=torch.float16)
     card = CARD.format(
         voices=corpus_voices(corpora, earlier_voices), params=sum(p.numel() for p in base.lm.parameters()) / 1e6,
         acoustic_delay=config["delays"][2] - config["delays"][1],
