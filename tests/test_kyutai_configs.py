@@ -11,12 +11,15 @@ import time
 import numpy as np
 import pytest
 import sphn
+import torch
 from conftest import HIBIKI_CLI, frames
 from test_service import TIMEOUT, opus_pages, ready_state
 from websockets.asyncio.client import connect
 
 from hibiki.audio import FRAME_SIZE, SAMPLE_RATE, write_wav
+from hibiki.checkpoint import load_checkpoint
 from hibiki.presets import KYUTAI_REPOS, kyutai_config
+from training.loss import LossWeights, loss_parts
 
 # What each reduced checkpoint must say of itself: its family's convention and conditioner.
 FAMILY = {"hibiki-1b": ("moshi", True), "hibiki-2b": ("moshi", True), "hibiki-2b-dev": ("moshi", True),
@@ -111,3 +114,17 @@ def test_eval(kyutai_dirs, preset, options, tmp_path):
     assert "1 utterance(s) scored (1 translated now, 0 skipped)" in done.stdout
     run = json.loads((tmp_path / "run" / "summary.json").read_text())["run"]
     assert run["sampling"]["cfg_coef"] == (3.0 if "--cfg-coef" in options else 1.0)
+
+
+@pytest.mark.parametrize("preset", sorted(KYUTAI_REPOS))
+def test_training_loss_on_every_family(kyutai_dirs, preset):
+    """The supervised loss (what fine-tuning a Kyutai base runs) gets the conditions moshi's
+    forward asserts on: none without a fuser, {} for Zero's empty set, the voice label for 1B/2B."""
+    checkpoint = load_checkpoint(kyutai_dirs[preset])
+    lm = checkpoint.lm.train()
+    text = torch.randint(0, lm.text_card, (2, 1, 12))
+    codes = torch.cat([text, torch.randint(0, lm.card, (2, lm.n_q, 12))], dim=1)
+    parts = loss_parts(lm(codes, checkpoint.conditions(len(codes))), lm, codes, LossWeights())
+    loss = parts.text_sum / parts.text_weight + parts.audio_sum / parts.audio_weight
+    loss.backward()
+    assert torch.isfinite(loss) and lm.text_linear.weight.grad is not None
