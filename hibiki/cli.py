@@ -17,7 +17,7 @@ import torch
 import typer
 from tqdm import tqdm
 
-from hibiki.audio import SAMPLE_RATE, AudioError, read_audio, write_wav
+from hibiki.audio import FRAME_PERIOD_S, SAMPLE_RATE, AudioError, read_audio, write_wav
 from hibiki.checkpoint import Checkpoint
 from hibiki.cli_common import (
     CfgOption,
@@ -80,7 +80,7 @@ def translate(
     written = 0
     with tqdm(total=round(total_seconds, 2), unit="s", desc="translating", disable=None) as bar:
         def progress(frames: int) -> None:
-            bar.update(round(frames * 0.08, 2))
+            bar.update(round(frames * FRAME_PERIOD_S, 2))
 
         for result in translate_pcms(translator, audio, on_frames=progress):
             stem = out / names[result.key]

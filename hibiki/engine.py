@@ -41,11 +41,9 @@ from hibiki.audio import FRAME_PERIOD_S, FRAME_SIZE, as_pcm
 from hibiki.checkpoint import Checkpoint
 from hibiki.slot_sampling import SlotSampling
 from hibiki.stream_convention import StreamConvention
+from hibiki.tokens import SILENT_TEXT_IDS
 
 logger = logging.getLogger(__name__)
-
-# Text ids never shown to users: EPAD (0), BOS (1), EOS (2), PAD (3), as moshi's clients do.
-SILENT_TEXT_IDS = frozenset({0, 1, 2, 3})
 
 
 class NoFreeSlot(RuntimeError):

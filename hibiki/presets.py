@@ -13,6 +13,8 @@ from typing import Any
 
 from moshi.models import loaders
 
+from hibiki.tokens import BOS, EOS, EPAD, PAD
+
 KYUTAI_CONFIG_DIR = Path(__file__).parent / "kyutai_configs"
 # Preset name -> the Kyutai hub repo whose config.json it is (a `.variant` where the public
 # record leaves a key open; see the file's own keys).
@@ -23,8 +25,8 @@ KYUTAI_REPOS = {
     "hibiki-zero-3b": "hibiki-zero-3b-pytorch-bf16",
     "hibiki-zero-3b-null-fuser": "hibiki-zero-3b-pytorch-bf16.null-fuser-variant",
 }
-# Text ids fixed by Kyutai's tokenizers: 0 doubles as EPAD (the frame before a word).
-TOKENIZER_SPECIAL_IDS = dict(unk_id=0, bos_id=1, eos_id=2, pad_id=3)
+# Text ids fixed by Kyutai's tokenizers (hibiki.tokens): unk doubles as EPAD.
+TOKENIZER_SPECIAL_IDS = dict(unk_id=EPAD, bos_id=BOS, eos_id=EOS, pad_id=PAD)
 VOICE_QUALITY_LABELS = ["very_bad", "bad", "neutral", "good", "very_good"]
 
 

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from sentencepiece import SentencePieceProcessor
 
 from hibiki.audio import FRAME_PERIOD_S
-from hibiki.engine import SILENT_TEXT_IDS
+from hibiki.tokens import SILENT_TEXT_IDS
 
 
 @dataclass(frozen=True)

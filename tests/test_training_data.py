@@ -12,8 +12,9 @@ import pytest
 
 from hibiki.audio import FRAME_PERIOD_S
 from hibiki.checkpoint import load_checkpoint
+from hibiki.tokens import EOS, EPAD, PAD
 from hibiki.words import Word
-from training.alignment import EOS, EPAD, PAD, AlignmentConfig, Span, place_targets, text_stream
+from training.alignment import AlignmentConfig, Span, place_targets, text_stream
 from training.prepare import PrepareConfig, prepare
 from training.tts import Espeak, TTSError, Voice
 

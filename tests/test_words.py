@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from hibiki.checkpoint import load_checkpoint
+from hibiki.tokens import EOS, EPAD, PAD
 from hibiki.words import Word, words_from_tokens
-
-PAD, EPAD, EOS = 3, 0, 2
 
 
 def test_words_start_at_their_first_piece_and_end_after_their_last(tiny_dir):

@@ -20,9 +20,8 @@ import numpy as np
 from sentencepiece import SentencePieceProcessor
 
 from hibiki.audio import FRAME_PERIOD_S
+from hibiki.tokens import EOS, EPAD, PAD
 from hibiki.words import Word
-
-EPAD, EOS, PAD = 0, 2, 3
 
 
 @dataclass

@@ -17,7 +17,7 @@ import datasets
 import torch
 from datasets.distributed import split_dataset_by_node
 
-ZERO_TOKEN = -1  # moshi's LMModel.zero_token_id
+from hibiki.tokens import ZERO_TOKEN
 
 
 def open_examples(data: str | Path, rank: int = 0, world_size: int = 1, shuffle_buffer: int = 0, seed: int = 0,

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from moshi.models import LMModel
 from moshi.models.lm import LMOutput
 
-from training.alignment import EPAD, PAD
+from hibiki.tokens import EPAD, PAD
 
 
 @dataclass

@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 import torch
 from tqdm import tqdm
 
-from hibiki.audio import AudioError, read_audio_field
+from hibiki.audio import FRAME_PERIOD_S, AudioError, read_audio_field
 from hibiki.checkpoint import load_checkpoint
 from hibiki.dataset_source import DatasetError, open_dataset, require_columns
 from hibiki.default_model import default_model
@@ -98,7 +98,7 @@ def _init_worker(config: PrepareConfig) -> None:
     checkpoint = load_checkpoint(config.model or default_model(), device="cpu")
     rows, base = open_dataset(config.dataset, config.split, audio_columns=(config.audio_column,))
     _worker.update(config=config, mimi=checkpoint.mimi, tokenizer=checkpoint.tokenizer, tts=Espeak(),
-                   rows=rows, base=base, max_frames=min(round(config.max_seconds / 0.08), checkpoint.lm.context))
+                   rows=rows, base=base, max_frames=min(round(config.max_seconds / FRAME_PERIOD_S), checkpoint.lm.context))
 
 
 def _build_part(task: tuple[Path, list[int]]) -> dict:
@@ -163,7 +163,7 @@ def prepare(config: PrepareConfig) -> dict:
             report.update(counts=dict(counts), config=asdict(config), parts=len(tasks))
             report_path.write_text(json.dumps(report, indent=2) + "\n")
             bar.update(len(part_indices))
-    report["hours"] = round(counts["frames"] * 0.08 / 3600, 3)
+    report["hours"] = round(counts["frames"] * FRAME_PERIOD_S / 3600, 3)
     report["wall_s"] = round(time.perf_counter() - start, 1)
     report_path.write_text(json.dumps(report, indent=2) + "\n")
     return report

@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from hibiki.checkpoint import load_checkpoint
 from hibiki.default_model import default_model
+from hibiki.tokens import SILENT_TEXT_IDS
 from training.batches import batches, collate, open_examples
 from training.checkpoints import BEST, prune, read_record, save_kyutai, write_record
 from training.config import run_script
@@ -194,7 +195,7 @@ class Trainer:
             if len(samples) < c.decode_samples:
                 text = output.text_logits[:, 0].nan_to_num().argmax(-1)
                 for row, example in zip(text.tolist(), examples):
-                    hypothesis = self.base.tokenizer.decode([t for t in row if t > 3])
+                    hypothesis = self.base.tokenizer.decode([t for t in row if t not in SILENT_TEXT_IDS])
                     samples.append(f"ref: {example['target_text']}\n\nout: {hypothesis}")
         lm.train()
         result = {"val_text_loss": (sums[0] / sums[2]).item(), "val_audio_loss": (sums[1] / sums[3]).item(),

@@ -20,6 +20,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
+from hibiki.audio import FRAME_PERIOD_S
+
 PHASE_LABELS = {"sft_text": "text only", "sft": "text + audio", "sft_spread": "text + audio, lags drawn in [1, 2] s"}
 EVAL_COLUMNS = [("text_bleu", "BLEU"), ("asr_bleu", "ASR-BLEU"), ("laal_s", "LAAL s"), ("end_offset_s", "End Offset s"),
                 ("text_laal_s", "text LAAL s"), ("text_end_offset_s", "text End Offset s"), ("rtf", "RTF")]
@@ -120,7 +122,7 @@ def report(out: Path) -> Path:
         if reports:
             frames = sum(r["counts"].get("frames", 0) for r in reports)
             ok = sum(r["counts"].get("ok", 0) for r in reports)
-            lines.append(f"- prepared {split}: {ok} examples, {frames * 0.08 / 3600:.2f} h aligned")
+            lines.append(f"- prepared {split}: {ok} examples, {frames * FRAME_PERIOD_S / 3600:.2f} h aligned")
     lines += ["", "## Codec", ""]
     if codec_eval:
         lines += markdown_table(

@@ -21,7 +21,7 @@ import torch
 from moshi.models import LMGen, LMModel
 from trl.trainer.utils import selective_log_softmax
 
-ZERO_TOKEN = -1  # moshi's zero token: no input, no loss
+from hibiki.tokens import ZERO_TOKEN
 
 
 @dataclass

@@ -35,8 +35,9 @@ from eval.bleu import corpus_bleu
 from eval.latency import end_offset, laal
 from hibiki.audio import FRAME_PERIOD_S
 from hibiki.checkpoint import load_checkpoint
+from hibiki.tokens import ZERO_TOKEN
 from hibiki.words import Word, words_from_tokens
-from training.batches import ZERO_TOKEN, open_examples
+from training.batches import open_examples
 from training.checkpoints import save_kyutai
 from training.config import run_script
 from training.grpo.loss import PolicyLossConfig, policy_loss
