@@ -8,13 +8,13 @@ as ours are.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from hibiki.audio import read_audio, write_wav
+from hibiki.files import atomic_path, write_text_atomic
 from hibiki.words import Word
 
 
@@ -37,14 +37,7 @@ def read_output(directory: Path, item_id: str) -> Output:
 def write_output(directory: Path, item_id: str, pcm: np.ndarray, text: str, text_words: list[Word]) -> None:
     """Writes the three files, each atomically, the wav last: a present wav means a complete output."""
     directory.mkdir(parents=True, exist_ok=True)
-    _atomic_text(directory / f"{item_id}.txt", text + "\n")
-    _atomic_text(directory / f"{item_id}.json", json.dumps({"text_words": [w.as_dict() for w in text_words]}))
-    tmp = directory / f".{item_id}.tmp.wav"
-    write_wav(tmp, pcm)
-    os.replace(tmp, directory / f"{item_id}.wav")
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_text_atomic(directory / f"{item_id}.txt", text + "\n")
+    write_text_atomic(directory / f"{item_id}.json", json.dumps({"text_words": [w.as_dict() for w in text_words]}))
+    with atomic_path(directory / f"{item_id}.wav") as tmp:
+        write_wav(tmp, pcm)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from hibiki.audio import SAMPLE_RATE
 from hibiki.dataset_source import DatasetError
 from hibiki.engine import BatchedTranslator
 from hibiki.file_translation import translate_pcms
+from hibiki.files import write_text_atomic
 from hibiki.words import words_from_tokens
 
 logger = logging.getLogger(__name__)
@@ -92,9 +92,7 @@ def score_missing(eval_set: EvalSet, outputs: Path, out: Path, asr: Transcriber 
             except (json.JSONDecodeError, KeyError):
                 logger.warning("dropping a truncated line of %s (an interrupted run); it is scored again", rows_path)
         if text and (not text.endswith("\n") or len(rows) != len(text.splitlines())):
-            tmp = rows_path.with_name(".rows.jsonl.tmp")
-            tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows.values()))
-            os.replace(tmp, rows_path)
+            write_text_atomic(rows_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows.values()))
     pending = len([i for i in eval_set.ids() if i not in rows])
     with rows_path.open("a") as sink, tqdm(total=pending, desc="scoring", unit="utt", disable=None) as bar:
         for item in eval_set.items(skip=set(rows)):

@@ -29,6 +29,7 @@ from moshi.run_inference import get_condition_tensors
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from hibiki.files import atomic_path, write_text_atomic
 from hibiki.stream_convention import StreamConvention, convention_for
 
 logger = logging.getLogger(__name__)
@@ -329,10 +330,9 @@ def write_mimi(directory: str | Path, mimi: MimiModel, mimi_config: dict[str, An
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     if mimi_config is not None:
-        (directory / f".{MIMI_CONFIG_NAME}.tmp").write_text(json.dumps(mimi_config, indent=2))
-        os.replace(directory / f".{MIMI_CONFIG_NAME}.tmp", directory / MIMI_CONFIG_NAME)
-    _save_state(mimi, directory / f".{MIMI_NAME}.tmp", dtype)
-    os.replace(directory / f".{MIMI_NAME}.tmp", directory / MIMI_NAME)
+        write_text_atomic(directory / MIMI_CONFIG_NAME, json.dumps(mimi_config, indent=2))
+    with atomic_path(directory / MIMI_NAME) as tmp:
+        _save_state(mimi, tmp, dtype)
 
 
 def load_mimi(directory: str | Path, device: str | torch.device = "cpu") -> MimiModel:

@@ -10,10 +10,10 @@ from pathlib import Path
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """A temporary name beside `path` (same folder, same suffix, so format-by-suffix writers
-    work) to write to; renamed onto `path` when the block succeeds, removed when it fails."""
+    """A temporary name beside `path` to write to (hidden, ending in .tmp: no reader's glob
+    matches a leftover one); renamed onto `path` when the block succeeds, removed when it fails."""
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    tmp = path.with_name(f".{path.name}.tmp")
     try:
         yield tmp
         os.replace(tmp, path)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import torch
 from moshi.modules.lora import replace_lora_with_linear
 
 from hibiki.checkpoint import Checkpoint, save_checkpoint
+from hibiki.files import write_text_atomic
 
 LATEST = "latest.json"
 BEST = "best.json"
@@ -42,9 +42,7 @@ def read_record(out: Path, name: str = LATEST) -> dict | None:
 
 
 def write_record(out: Path, record: dict, name: str = LATEST) -> None:
-    tmp = out / f".{name}.tmp"
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(tmp, out / name)
+    write_text_atomic(out / name, json.dumps(record, indent=2) + "\n")
 
 
 def prune(folder: Path, keep: int, spare: Path | None = None) -> None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
@@ -39,6 +38,7 @@ from hibiki.audio import FRAME_PERIOD_S, AudioError, read_audio_field
 from hibiki.checkpoint import load_checkpoint
 from hibiki.dataset_source import DatasetError, open_dataset, require_columns
 from hibiki.default_model import default_model
+from hibiki.files import atomic_path
 from training.alignment import AlignmentConfig
 from training.config import run_script
 from training.examples import ExampleError, build_example, parse_sentences
@@ -132,9 +132,8 @@ def _build_part(task: tuple[Path, list[int]]) -> dict:
         examples.append(example)
         counts["ok"] += 1
         counts["frames"] += example["n_frames"]
-    tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(pa.Table.from_pylist(examples, schema=FEATURES.arrow_schema), tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        pq.write_table(pa.Table.from_pylist(examples, schema=FEATURES.arrow_schema), tmp)
     return {"counts": dict(counts), "failures": failures[:20]}
 
 

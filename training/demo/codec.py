@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -37,6 +36,7 @@ from tqdm import tqdm
 
 from hibiki.audio import SAMPLE_RATE
 from hibiki.checkpoint import MIMI_CONFIG_NAME, MIMI_NAME, load_mimi, write_mimi
+from hibiki.files import atomic_path
 from hibiki.presets import mimi_config
 from training.config import run_script
 
@@ -187,10 +187,9 @@ def train(config: CodecConfig) -> dict:
             mimi.eval()
             write_mimi(out, mimi, spec)
             mimi.train(not config.decoder_only)
-            tmp = out / ".state.pt.tmp"
-            torch.save({"model": mimi.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                        "history": history, "rng": torch.get_rng_state(), "config": asdict(config)}, tmp)
-            os.replace(tmp, state_path)
+            with atomic_path(state_path) as tmp:
+                torch.save({"model": mimi.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                            "history": history, "rng": torch.get_rng_state(), "config": asdict(config)}, tmp)
         if out_of_time:
             logger.info("time budget of %.1f min reached at step %d", config.max_minutes, step)
             break

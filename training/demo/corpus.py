@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ import soundfile
 from tqdm import tqdm
 
 from hibiki.audio import SAMPLE_RATE
+from hibiki.files import write_text_atomic
 from training.config import run_script
 from training.demo.sentences import SPLITS, SentenceGenerator, split_of
 from training.tts import Espeak, TTSError, Voice, speak_sentences
@@ -92,9 +92,7 @@ def build_chunk(args: tuple[CorpusConfig, int]) -> dict[str, int]:
             })
         part = out / split / "parts" / f"{index:05d}.jsonl"
         part.parent.mkdir(parents=True, exist_ok=True)
-        tmp = part.with_suffix(".tmp")
-        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-        os.replace(tmp, part)
+        write_text_atomic(part, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
         counts[split] = len(rows)
         counts[f"{split}_s"] = round(sum(r["source_s"] for r in rows), 1)
     done.parent.mkdir(parents=True, exist_ok=True)
