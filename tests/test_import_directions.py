@@ -1,4 +1,5 @@
-"""Imports flow one way: `hibiki/` is the core, and imports none of `service/`, `training/`, `eval/`."""
+"""Imports flow one way: `hibiki/` is the core, and imports none of `service/`, `training/`, `eval/`;
+`eval/` imports nothing of `training/`."""
 
 from __future__ import annotations
 
@@ -22,6 +23,10 @@ def project_imports(package: str) -> set[tuple[str, str]]:
 def test_the_core_imports_no_outer_layer():
     outward = {(f, top) for f, top in project_imports("hibiki") if top in {"service", "training", "eval"}}
     assert not outward
+
+
+def test_evaluation_imports_nothing_of_training():
+    assert not {(f, top) for f, top in project_imports("eval") if top == "training"}
 
 
 def test_the_token_constants_are_a_leaf():
