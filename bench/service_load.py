@@ -31,7 +31,7 @@ import numpy as np
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from hibiki.audio import FRAME_PERIOD_S, FRAME_SIZE, SAMPLE_RATE, read_audio
+from hibiki.audio import FRAME_PERIOD_S, FRAME_SIZE, SAMPLE_RATE, pcm16_bytes, read_audio
 
 SAMPLE = Path(__file__).parent.parent / "samples" / "fr_bonjour.wav"
 
@@ -145,7 +145,7 @@ def main() -> None:
     pcm = read_audio(args.wav)
     pcm = np.tile(pcm, int(np.ceil(args.seconds * SAMPLE_RATE / len(pcm))) + 1)  # looped to the streaming length
     args.server_log.parent.mkdir(parents=True, exist_ok=True)
-    pcm16 = (np.clip(pcm, -1, 1) * 32767).astype("<i2").tobytes()
+    pcm16 = pcm16_bytes(pcm)
     proc, address = (None, args.address) if args.address else start_server(args, args.server_log)
     if args.client_nice:
         os.nice(args.client_nice)  # after the server started: it keeps the default priority

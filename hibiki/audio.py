@@ -1,8 +1,13 @@
-"""Reading and writing audio: whatever sphn (files) or soundfile (bytes) decodes, as 24 kHz mono float32."""
+"""Reading and writing audio: whatever sphn (files) or soundfile (bytes) decodes, as 24 kHz mono float32.
+
+A leaf of the project (it imports none of it): the stream constants and the PCM16 wire
+form live here for the service, the benches and the tests alike.
+"""
 
 from __future__ import annotations
 
 import io
+import wave
 from pathlib import Path
 
 import numpy as np
@@ -93,6 +98,27 @@ def voiced_hops(pcm: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         return np.zeros(0, dtype=bool)
     rms = np.sqrt(np.mean(pcm[:n * hop].reshape(n, hop) ** 2, axis=1))
     return rms > max(rms.max() * 10 ** (VOICE_FLOOR_DB / 20), 1e-5)
+
+
+def pcm16_bytes(pcm: np.ndarray) -> bytes:
+    """Float samples as little-endian 16-bit PCM, clipped to [-1, 1]."""
+    return (np.clip(pcm, -1, 1) * 32767).astype("<i2").tobytes()
+
+
+def pcm16_samples(data: bytes) -> np.ndarray:
+    """Little-endian 16-bit PCM as float32 samples in [-1, 1)."""
+    return np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768
+
+
+def wav_bytes(pcm: np.ndarray, sample_rate: int = SAMPLE_RATE) -> bytes:
+    """A mono 16-bit WAV file in memory."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(sample_rate)
+        out.writeframes(pcm16_bytes(pcm))
+    return buffer.getvalue()
 
 
 def write_wav(path: str | Path, pcm: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:

@@ -30,6 +30,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from hibiki.files import atomic_path, write_text_atomic
+from hibiki.sampling import Sampling
 from hibiki.stream_convention import StreamConvention, convention_for
 
 logger = logging.getLogger(__name__)
@@ -85,6 +86,10 @@ class Checkpoint:
     @property
     def voice_conditioner(self) -> bool:
         return has_voice_conditioner(self.lm)
+
+    def sampling(self, **overrides: Any) -> Sampling:
+        """Its `lm_gen_config` as `Sampling`, then `overrides` (None: the checkpoint's)."""
+        return Sampling.from_lm_gen_config(self.info.lm_gen_config, **overrides)
 
     def conditions(self, batch_size: int, cfg_coef: float = 1.0) -> ConditionTensors | None:
         """The condition tensors moshi's LMModel.forward and LMGen need for a batch: None for a

@@ -1,7 +1,8 @@
 """`hibiki` command line: translate files, describe checkpoints.
 
-Other parts of the project add their commands (`hibiki serve`, ...) through the
-`hibiki.commands` entry-point group, so this core package never imports them.
+Other parts of the project add their commands (`hibiki serve`, `hibiki eval`, `hibiki
+prepare|sft|grpo`) through the `hibiki.commands` entry-point group, so this core package
+never imports them.
 """
 
 from __future__ import annotations
@@ -159,8 +160,12 @@ def describe(checkpoint: Checkpoint) -> dict:
 
 
 def _register_plugins() -> None:
+    """Commands from the `hibiki.commands` entry points; a function's `command_settings`
+    attribute, if it has one, holds `app.command` keywords (the training stages parse
+    their own `key=value` arguments)."""
     for entry in entry_points(group="hibiki.commands"):
-        app.command(entry.name)(entry.load())
+        command = entry.load()
+        app.command(entry.name, **getattr(command, "command_settings", {}))(command)
 
 
 _register_plugins()

@@ -10,7 +10,7 @@ import typer
 
 from hibiki.checkpoint import DTYPES, Checkpoint, CheckpointError, load_checkpoint, parse_dtype
 from hibiki.default_model import default_model
-from hibiki.engine import BatchedTranslator, Sampling
+from hibiki.engine import BatchedTranslator
 
 logger = logging.getLogger("hibiki")
 
@@ -48,7 +48,7 @@ def open_translator(checkpoint: Checkpoint, slots: int, max_tail_s: float, greed
     """The translator of a command: the checkpoint's sampling with the command's overrides;
     exits with the reason when the checkpoint cannot take them (e.g. guidance without a conditioner)."""
     try:
-        sampling = Sampling.from_checkpoint(checkpoint, use_sampling=False if greedy else None, **overrides)
+        sampling = checkpoint.sampling(greedy=greedy or None, **overrides)
         return BatchedTranslator(checkpoint, slots=slots, sampling=sampling, max_tail_s=max_tail_s, pipeline=pipeline)
     except ValueError as exc:
         logger.error("%s", exc)

@@ -10,6 +10,8 @@ input-EOS frame (every source code = Mimi's cardinality) then Mimi-encoded silen
 the model writes text EOS or the tail bound is reached -> the slot is free again. Priming,
 the last partial frame and the EOS frame follow the checkpoint's `StreamConvention`
 (moshi's `run_inference` or the hibiki-zero package's), see `hibiki.stream_convention`.
+This module handles audio and the stream's life; `hibiki.stream_lm` steps the LM, the same
+way for GRPO's rollouts.
 
 Output audio is in model time: output frame t is the target frame aligned with input
 frame t (what training aligns), as moshi's run_inference writes it. A live listener hears
@@ -30,17 +32,17 @@ import enum
 import logging
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import torch
-from moshi.models import LMGen
 
 from hibiki.audio import FRAME_PERIOD_S, FRAME_SIZE, as_pcm
 from hibiki.checkpoint import Checkpoint
-from hibiki.slot_sampling import SlotSampling
+from hibiki.sampling import Sampling
 from hibiki.stream_convention import StreamConvention
+from hibiki.stream_lm import StreamLM
 from hibiki.tokens import SILENT_TEXT_IDS
 
 logger = logging.getLogger(__name__)
@@ -50,31 +52,9 @@ class NoFreeSlot(RuntimeError):
     """Every slot of the batch is taken."""
 
 
-@dataclass
-class Sampling:
-    """LMGen sampling settings: the checkpoint's `lm_gen_config`, then overrides."""
-
-    temp: float = 0.8
-    temp_text: float = 0.7
-    top_k: int = 250
-    top_k_text: int = 25
-    use_sampling: bool = True
-    cfg_coef: float = 1.0
-
-    @classmethod
-    def from_checkpoint(cls, checkpoint: Checkpoint, **overrides: Any) -> "Sampling":
-        known = set(cls.__dataclass_fields__)
-        values = {k: v for k, v in checkpoint.info.lm_gen_config.items() if k in known}
-        unknown = set(overrides) - known
-        if unknown:
-            raise ValueError(f"unknown sampling settings {sorted(unknown)}; accepted: {sorted(known)}")
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
-
-
 class _Phase(enum.Enum):
     FREE = "free"
-    PRIME = "prime"  # the stream's first steps: an unread input, or frames of encoded silence
+    PRIME = "prime"  # the stream's first steps: StreamLM's priming codes
     RUNNING = "running"  # one step per buffered input frame
     FLUSHING = "flushing"  # input ended: EOS frame, then silence, every tick
 
@@ -120,7 +100,7 @@ class _Tick:
     execute: np.ndarray  # [B] bool: slots the LM steps
     encode: np.ndarray  # [B] bool: slots whose pcm Mimi encodes
     eos: np.ndarray  # [B] bool: slots fed the input-EOS frame
-    warmup: np.ndarray  # [B] int: the frame of encoded silence a priming slot is fed, else -1
+    priming: np.ndarray  # [B] int: the priming step a priming slot takes, else -1
     pcm: np.ndarray  # [B, 1, FRAME_SIZE]
     streams: list[_Slot]
     eos_fed: np.ndarray  # [B] bool
@@ -155,7 +135,7 @@ class BatchedTranslator:
         self.mimi = checkpoint.mimi
         self.tokenizer = checkpoint.tokenizer
         self.device = self.lm.device
-        self.sampling = sampling or Sampling.from_checkpoint(checkpoint)
+        self.sampling = sampling or checkpoint.sampling()
         self.max_tail_frames = max(0, round(max_tail_s / FRAME_PERIOD_S))
         self.batch_size = slots
         self.max_delay = max(self.lm.delays)
@@ -165,41 +145,21 @@ class BatchedTranslator:
         self.output_lag_frames = self.max_delay - 1 + 2 * int(pipeline)
         self.eos_text_id = self.tokenizer.eos_id()
         self.convention: StreamConvention = checkpoint.convention
-        if self.sampling.cfg_coef != 1.0 and not checkpoint.voice_conditioner:
-            raise ValueError(
-                f"cfg_coef={self.sampling.cfg_coef:g} needs a checkpoint with a voice-transfer conditioner "
-                "(original Hibiki's); this one has none, so only cfg_coef=1 is accepted")
-        if self.sampling.cfg_coef <= 0 or not np.isfinite(self.sampling.cfg_coef):
-            raise ValueError(f"cfg_coef must be a finite number > 0 (1: no guidance), got {self.sampling.cfg_coef}")
         if self.mimi.is_streaming:
             raise ValueError("this checkpoint's models already serve another BatchedTranslator; "
-                             "load the checkpoint again for a second one")
-        # hibiki-zero's warmup: max_delay frames of silence, encoded apart from any stream.
-        self._warmup_codes = self.mimi.encode(
-            torch.zeros(1, 1, FRAME_SIZE * self.max_delay, device=self.device))[0] if self.convention.silence_warmup else None
-        conditions = checkpoint.conditions(slots, self.sampling.cfg_coef)
-        sampling = self.sampling
-        self.slot_sampling: SlotSampling | None = None
-        if sampling.cfg_coef == 1.0:  # per-slot settings; LMGen then takes the argmax of the shaped logits
-            self.slot_sampling = SlotSampling(self.lm, slots, sampling.temp, sampling.top_k, sampling.temp_text,
-                                              sampling.top_k_text, sampling.use_sampling)
-            sampling = Sampling(temp=1.0, temp_text=1.0, top_k=0, top_k_text=0, use_sampling=False)
-        self.lm_gen = LMGen(
-            self.lm, use_sampling=sampling.use_sampling, temp=sampling.temp, temp_text=sampling.temp_text,
-            top_k=sampling.top_k, top_k_text=sampling.top_k_text, cfg_coef=sampling.cfg_coef,
-            condition_tensors=conditions, support_out_of_sync=True,
-            on_text_logits_hook=self.slot_sampling.shape_text if self.slot_sampling else None,
-        )
+                             "close it (or load the checkpoint again) for a second one")
+        self.stream_lm = StreamLM(checkpoint, slots, self.sampling)
         self._encoder_mimi = copy.deepcopy(self.mimi) if pipeline else self.mimi
         # One thread per stage, always the same: a torch call from a new thread starts another OpenMP team.
         self._encoder = ThreadPoolExecutor(1, thread_name_prefix="hibiki-encoder") if pipeline else None
         self._decoder = ThreadPoolExecutor(1, thread_name_prefix="hibiki-decoder") if pipeline else None
         self._encoded: _Tick | None = None  # pipelined: encoded last tick, LM step this tick
         self._stepped: _Tick | None = None  # pipelined: LM-stepped last tick, decoded this tick
-        self.lm_gen.streaming_forever(slots)
-        self.mimi.streaming_forever(slots)
+        self._streaming = ExitStack()
+        self._streaming.enter_context(self.mimi.streaming(slots))
         if pipeline:
-            self._encoder_mimi.streaming_forever(slots)
+            self._streaming.enter_context(self._encoder_mimi.streaming(slots))
+        self._streaming.callback(self.stream_lm.close)
         self._slots = [_Slot() for _ in range(slots)]
         if self.device.type == "cuda":
             self._warmup()
@@ -226,12 +186,7 @@ class BatchedTranslator:
             self.check_stream_sampling(sampling)
         for index, slot in enumerate(self._slots):
             if slot.phase is _Phase.FREE:
-                self._reset([index])
-                if self.slot_sampling is not None:
-                    self.slot_sampling.reset(index)
-                    if sampling is not None:
-                        self.slot_sampling.set(index, sampling.temp, sampling.top_k, sampling.temp_text,
-                                               sampling.top_k_text, sampling.use_sampling)
+                self._reset([index], sampling)
                 self._slots[index] = _Slot(phase=_Phase.PRIME)
                 logger.debug("slot %d attached", index)
                 return index
@@ -239,14 +194,7 @@ class BatchedTranslator:
 
     def check_stream_sampling(self, sampling: Sampling) -> None:
         """Raises ValueError if a stream cannot have these settings in this batch."""
-        if sampling.cfg_coef != self.sampling.cfg_coef:
-            raise ValueError(f"cfg_coef is the batch's setting ({self.sampling.cfg_coef:g}); a stream cannot change it")
-        if self.slot_sampling is None and sampling != self.sampling:
-            raise ValueError("with classifier-free guidance (cfg_coef != 1) every stream samples with the batch's settings")
-        if sampling.temp < 0 or sampling.temp_text < 0 or sampling.top_k < 0 or sampling.top_k_text < 0:
-            raise ValueError(f"temperatures and top-k must be >= 0, got {sampling}")
-        if self.slot_sampling is not None:
-            self.slot_sampling.check(sampling.top_k, sampling.top_k_text)
+        self.stream_lm.check_stream_sampling(sampling)
 
     def feed(self, slot: int, pcm: np.ndarray) -> None:
         """Queues 24 kHz mono float32 samples of any length for a stream."""
@@ -311,15 +259,15 @@ class BatchedTranslator:
         execute = np.zeros(B, dtype=bool)
         encode = np.zeros(B, dtype=bool)
         eos = np.zeros(B, dtype=bool)
-        warmup = np.full(B, -1)
+        priming = np.full(B, -1)
+        priming_steps = self.stream_lm.priming.shape[-1]
         pcm_in = np.zeros((B, 1, FRAME_SIZE), dtype=np.float32)
         for index, slot in enumerate(self._slots):
             if slot.phase is _Phase.PRIME:
                 execute[index] = True
-                if self._warmup_codes is not None:
-                    warmup[index] = slot.primed
+                priming[index] = slot.primed
                 slot.primed += 1
-                if slot.primed == (self.max_delay if self._warmup_codes is not None else 1):
+                if slot.primed == priming_steps:
                     slot.phase = _Phase.RUNNING
             elif slot.phase is _Phase.RUNNING:
                 frame = slot.pop_frame(pad=slot.input_ended and self.convention.pad_last_frame)
@@ -338,7 +286,7 @@ class BatchedTranslator:
                     encode[index] = self.convention.encode_eos_frame
         if not execute.any():
             return None
-        return _Tick(execute=execute, encode=encode, eos=eos, warmup=warmup, pcm=pcm_in, streams=list(self._slots),
+        return _Tick(execute=execute, encode=encode, eos=eos, priming=priming, pcm=pcm_in, streams=list(self._slots),
                      eos_fed=np.array([s.eos_fed for s in self._slots]),
                      input_frames=np.array([s.input_frames for s in self._slots]))
 
@@ -351,20 +299,15 @@ class BatchedTranslator:
         else:
             codes = torch.zeros(self.batch_size, mimi.num_codebooks, 1, dtype=torch.long, device=self.device)
         if tick.eos.any():
-            codes[torch.from_numpy(tick.eos).to(self.device)] = mimi.cardinality
-        for index in np.flatnonzero(tick.warmup >= 0):
-            assert self._warmup_codes is not None
-            codes[index, :, 0] = self._warmup_codes[:, tick.warmup[index]]
+            codes[torch.from_numpy(tick.eos).to(self.device)] = self.stream_lm.eos_code
+        for index in np.flatnonzero(tick.priming >= 0):
+            codes[index, :, 0] = self.stream_lm.priming[:, tick.priming[index]]
         return codes
 
     def _step_lm(self, tick: _Tick) -> bool:
         """The LM step of an encoded tick; False when it gave no output frame to decode."""
-        exec_mask = torch.from_numpy(tick.execute).to(self.device)
-        self.lm_gen.set_exec_mask(exec_mask)
-        tokens = self.lm_gen.step(tick.codes)
-        assert tokens is not None  # support_out_of_sync: always a tensor, -2 where not generated yet
-        tick.tokens = tokens[:, :, 0]
-        tick.valid = exec_mask & (tick.tokens[:, 0] >= 0)
+        assert tick.codes is not None
+        tick.tokens, tick.valid = self.stream_lm.step(tick.codes, torch.from_numpy(tick.execute).to(self.device))
         return bool(tick.valid.any())
 
     @torch.no_grad()
@@ -415,13 +358,27 @@ class BatchedTranslator:
             raise ValueError(f"slot {slot} has no stream attached")
         return self._slots[slot]
 
-    def _reset(self, indices: list[int]) -> None:
+    def _reset(self, indices: list[int], sampling: Sampling | None = None) -> None:
         mask = torch.zeros(self.batch_size, dtype=torch.bool, device=self.device)
         mask[indices] = True
-        self.lm_gen.reset_streaming(mask)
+        self.stream_lm.reset(mask, sampling)
         self.mimi.reset_streaming(mask)
         if self._encoder_mimi is not self.mimi:
             self._encoder_mimi.reset_streaming(mask)
+
+    def close(self) -> None:
+        """Leaves streaming mode and stops the pipeline's threads: the checkpoint can then serve
+        another translator, or train."""
+        self._streaming.close()
+        for pool in (self._encoder, self._decoder):
+            if pool is not None:
+                pool.shutdown()
+
+    def __enter__(self) -> BatchedTranslator:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def _warmup(self) -> None:
         """Runs a few full-batch steps so CUDA graphs are captured before the first stream."""

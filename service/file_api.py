@@ -8,32 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import io
 import tempfile
 import time
-import wave
 from pathlib import Path
 
 import numpy as np
 from fastapi import APIRouter, HTTPException, Request, UploadFile
 
-from hibiki.audio import ACCEPTED, SAMPLE_RATE, AudioError, read_audio
+from hibiki.audio import ACCEPTED, SAMPLE_RATE, AudioError, read_audio, wav_bytes
 from hibiki.engine import NoFreeSlot
 from service.auth import auth_hint, is_authorized
 from service.results import translation_summary
 from service.state import ServiceState
 
 router = APIRouter()
-
-
-def wav_bytes(pcm: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(SAMPLE_RATE)
-        out.writeframes((np.clip(pcm, -1, 1) * 32767).astype("<i2").tobytes())
-    return buffer.getvalue()
 
 
 def decode_upload(data: bytes, filename: str) -> np.ndarray:

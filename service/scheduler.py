@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hibiki.audio import FRAME_PERIOD_S, FRAME_SIZE, as_pcm
-from hibiki.engine import BatchedTranslator, FrameOutput, NoFreeSlot, Sampling
+from hibiki.engine import BatchedTranslator, FrameOutput, NoFreeSlot
+from hibiki.sampling import Sampling
 from service.metrics import Metrics
 
 logger = logging.getLogger(__name__)

@@ -27,9 +27,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+import typing
 
 from hibiki.audio import FRAME_PERIOD_S, FRAME_SIZE, SAMPLE_RATE
-from hibiki.engine import FrameOutput, Sampling
+from hibiki.engine import FrameOutput
+from hibiki.sampling import Sampling
 from service.results import translation_summary
 from service.wire_audio import INPUT_FORMATS, OUTPUT_FORMATS, Encoder, make_decoder
 from service.ws_session import ClientError, WebsocketSession
@@ -81,7 +83,7 @@ class StreamV1(WebsocketSession):
         self.ended_at: float | None = None
 
     def parse_sampling(self, options: object) -> Sampling:
-        accepted = {"temp": float, "temp_text": float, "top_k": int, "top_k_text": int, "greedy": bool, "cfg_coef": float}
+        accepted = typing.get_type_hints(Sampling)
         if not isinstance(options, dict) or set(options) - set(accepted):
             raise ClientError("bad_message", f"sampling must be an object with some of {sorted(accepted)}")
         for key, value in options.items():
@@ -91,9 +93,9 @@ class StreamV1(WebsocketSession):
             if not valid:
                 raise ClientError("bad_message", f"sampling.{key} must be a{'n' if kind is int else ''} {kind.__name__}, got {value!r}")
         base = self.service.translator.sampling
-        values = {k: accepted[k](v) for k, v in options.items() if k != "greedy"}
+        values = {"greedy": False, **{k: accepted[k](v) for k, v in options.items()}}
         # The object describes how this session samples; numbers it leaves out are the server's.
-        return dataclasses.replace(base, use_sampling=not options.get("greedy", False), **values)
+        return dataclasses.replace(base, **values)
 
     async def greet(self) -> None:
         assert self.session is not None

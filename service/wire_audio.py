@@ -12,7 +12,7 @@ import numpy as np
 import soxr
 import sphn
 
-from hibiki.audio import SAMPLE_RATE
+from hibiki.audio import SAMPLE_RATE, pcm16_bytes, pcm16_samples
 
 INPUT_FORMATS = ("opus", "pcm16", "f32")
 OUTPUT_FORMATS = ("opus", "pcm16", "f32", "none")
@@ -48,7 +48,6 @@ class PcmDecoder:
 
     def __init__(self, sample_format: str, sample_rate: int) -> None:
         self._dtype = np.dtype("<i2") if sample_format == "pcm16" else np.dtype("<f4")
-        self._scale = 1 / 32768 if sample_format == "pcm16" else 1.0
         self._format = sample_format
         self._resampler = None if sample_rate == SAMPLE_RATE else soxr.ResampleStream(
             sample_rate, SAMPLE_RATE, 1, dtype="float32")
@@ -57,7 +56,7 @@ class PcmDecoder:
         if len(payload) % self._dtype.itemsize:
             raise WireFormatError(f"{self._format} message of {len(payload)} bytes is not a whole number of "
                                   f"{self._dtype.itemsize}-byte samples")
-        pcm = np.frombuffer(payload, dtype=self._dtype).astype(np.float32) * self._scale
+        pcm = pcm16_samples(payload) if self._format == "pcm16" else np.frombuffer(payload, dtype="<f4").copy()
         if self._resampler is not None:
             pcm = self._resampler.resample_chunk(pcm)
         return pcm
@@ -86,7 +85,7 @@ class Encoder:
         if self._writer is not None:
             return self._writer.append_pcm(pcm)
         if self.format == "pcm16":
-            return (np.clip(pcm, -1, 1) * 32767).astype("<i2").tobytes()
+            return pcm16_bytes(pcm)
         if self.format == "f32":
             return pcm.astype("<f4").tobytes()
         return b""

@@ -21,7 +21,8 @@ from fastapi import WebSocket
 from starlette.websockets import WebSocketDisconnect
 
 from hibiki.audio import SAMPLE_RATE, AudioError
-from hibiki.engine import FrameOutput, NoFreeSlot, Sampling
+from hibiki.engine import FrameOutput, NoFreeSlot
+from hibiki.sampling import Sampling
 from service.auth import auth_hint, is_authorized
 from service.scheduler import Session
 from service.state import ServiceState

@@ -102,13 +102,25 @@ def live_server(app) -> Iterator[str]:
         sock.close()
 
 
+def stream_through(translator, pcm: np.ndarray) -> list:
+    """One whole stream through a translator, beside whatever else it serves: its FrameOutputs."""
+    slot = translator.attach()
+    translator.feed(slot, pcm)
+    translator.end_input(slot)
+    outputs = []
+    while slot in translator.active_slots:
+        outputs += [o for o in translator.step() if o.slot == slot]
+    return outputs
+
+
 def service_app(checkpoint_dir, slots: int = 8, pipeline: bool = False, **config):
     """The service over a greedy translator whose tail stops after 0.4 s (5 frames)."""
-    from hibiki.engine import BatchedTranslator, Sampling
+    from hibiki.engine import BatchedTranslator
+    from hibiki.sampling import Sampling
     from service.app import create_app
     from service.config import ServiceConfig
 
-    translator = BatchedTranslator(load_checkpoint(checkpoint_dir), slots=slots, sampling=Sampling(use_sampling=False),
+    translator = BatchedTranslator(load_checkpoint(checkpoint_dir), slots=slots, sampling=Sampling(greedy=True),
                                    max_tail_s=0.4, pipeline=pipeline)
     return create_app(translator, ServiceConfig(**config))
 

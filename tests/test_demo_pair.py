@@ -121,7 +121,8 @@ def test_codec_trains_saves_in_mimi_format_and_resumes(tmp_path):
 
     config = _tiny_codec_config(_tone_corpus(tmp_path), tmp_path / "codec")
     first = train(config)
-    assert first["history"][-1]["stft"] < first["history"][0]["stft"] * 1.5
+    stft = [h["stft"] for h in first["history"]]
+    assert stft[-1] < 0.96 * stft[0]  # it learns: 4 steps on two tones take off over 4 %
     spec = json.loads((tmp_path / "codec" / CONFIG_NAME).read_text())
     mimi = loaders.get_mimi(str(tmp_path / "codec" / WEIGHTS_NAME), spec)  # moshi's own loader
     assert mimi.frame_rate == 12.5 and mimi.sample_rate == 24000
@@ -272,19 +273,22 @@ def test_ship_writes_a_half_precision_default_model_with_its_card(tiny_dir, tmp_
         ship(out, tiny_dir, dest, eval_dirs={"missing": tmp_path / "nowhere"})
     assert (dest / "README.md").read_text() == card  # refused before anything was overwritten
 
-    # Continued from the model just shipped, on a third corpus, into the same directory: the card
-    # keeps what the earlier model saw (read before it is overwritten), and chains a second time.
+    # Continued from the model just shipped, on a third corpus, into the same directory: its provenance
+    # (data in config.json, read before it is overwritten) keeps what the earlier model saw, twice chained.
     third = tmp_path / "corpus3"
     (third / "train").mkdir(parents=True)
     (third / "train" / "manifest.jsonl").write_text(json.dumps({"id": "e", "voice": "fr"}) + "\n")
     (third / "summary.json").write_text(json.dumps({"train": {"utterances": 7, "hours": 0.5}}))
     for _ in range(2):
         ship(out, tiny_dir, dest, corpora=[third], continued_from=dest)
+    record = load_checkpoint(dest).info.model_id["provenance"]
+    chain = [record, record["started_from"], record["started_from"]["started_from"]]
+    assert [r["splits"]["train"]["utterances"] for r in chain] == [7, 7, 15]
+    assert chain[2]["corpora"] == [str(out / "corpus"), str(more)] and chain[2]["started_from"] is None
+    assert chain[1]["directory"] == str(dest) and record["voices"] == ["fr", "fr+f2", "fr+m3"]
     card = (dest / "README.md").read_text()
-    assert "espeak-ng (3 voices: fr, fr+f2, fr+m3; drawn" in card
-    assert "- Sizes: train 7 utterances (0.50 h of French)." in card
-    assert (f"- Started from: the model then in `{dest}`, trained on train 7 utterances (0.50 h of French); "
-            f"that one started from the model then in `{dest}`, trained on train 15 utterances (1.75 h of French), "
-            "from 2 corpora") in card
-    with pytest.raises(FileNotFoundError, match="no model card"):
+    assert "espeak-ng (3 voices: fr, fr+f2, fr+m3; drawn" in card and card.count("that one started from") == 1
+    with pytest.raises(FileNotFoundError, match="holds no config.json"):
         ship(out, tiny_dir, dest, continued_from=tmp_path / "nowhere")
+    with pytest.raises(ValueError, match="no model_id.provenance"):
+        ship(out, tiny_dir, dest, continued_from=tiny_dir)

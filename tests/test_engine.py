@@ -5,15 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import frames
+from conftest import frames, stream_through
 from moshi.models import LMGen
 
 from hibiki.audio import FRAME_SIZE
 from hibiki.checkpoint import load_checkpoint
-from hibiki.engine import BatchedTranslator, NoFreeSlot, Sampling
+from hibiki.engine import BatchedTranslator, NoFreeSlot
+from hibiki.sampling import Sampling
 from hibiki.slot_sampling import SlotSampling
 
-GREEDY = Sampling(use_sampling=False)
+GREEDY = Sampling(greedy=True)
 
 
 @torch.no_grad()
@@ -120,7 +121,7 @@ def test_each_stream_samples_its_own_way(tiny_dir):
     assert len(outputs["hot"]) == len(reference)
     assert (np.stack(tokens_of(outputs["hot"])) != np.stack(reference)).mean() > 0.5
     translator.detach(translator.attach(sampling=GREEDY))
-    assert translator.slot_sampling.temp_text[translator.attach()] == 2.0  # a reused slot has the batch's settings
+    assert translator.stream_lm.slot_sampling.temp_text[translator.attach()] == 2.0  # a reused slot has the batch's settings
     with pytest.raises(ValueError, match="cfg_coef is the batch's setting"):
         translator.attach(sampling=Sampling(cfg_coef=3.0))
     with pytest.raises(ValueError, match=">= 0"):
@@ -131,8 +132,8 @@ def test_each_stream_samples_its_own_way(tiny_dir):
 def test_shaped_logits_argmax_draws_from_each_slots_distribution(tiny_dir):
     """The argmax LMGen takes of the shaped logits is a draw from softmax(top-k(logits / temp))."""
     lm = load_checkpoint(tiny_dir).lm
-    sampling = SlotSampling(lm, slots=2, temp=1.0, top_k=0, temp_text=0.5, top_k_text=3, use_sampling=True)
-    sampling.set(1, temp=1.0, top_k=0, temp_text=1.0, top_k_text=0, use_sampling=False)
+    sampling = SlotSampling(lm, slots=2, default=Sampling(temp=1.0, top_k=0, temp_text=0.5, top_k_text=3))
+    sampling.set(1, Sampling(temp=1.0, top_k=0, temp_text=1.0, top_k_text=0, greedy=True))
     torch.manual_seed(0)
     logits = (torch.randn(lm.text_card) * 0.5).expand(2, 1, 1, -1).contiguous()
     draws = []
@@ -210,7 +211,7 @@ def test_misuse_is_reported(tiny_dir):
     with pytest.raises(ValueError, match="voice-transfer conditioner"):
         BatchedTranslator(load_checkpoint(tiny_dir), sampling=Sampling(cfg_coef=3.0))
     with pytest.raises(ValueError, match="unknown sampling settings"):
-        Sampling.from_checkpoint(load_checkpoint(tiny_dir), temperature=0.5)
+        load_checkpoint(tiny_dir).sampling(temperature=0.5)
 
 
 def run_alone_and_beside_another(directory, sampling: Sampling, pcm: np.ndarray) -> tuple[list, list]:
@@ -222,13 +223,7 @@ def run_alone_and_beside_another(directory, sampling: Sampling, pcm: np.ndarray)
             other = translator.attach()
             translator.feed(other, frames(40, seed=9))
             translator.step()
-        slot = translator.attach()
-        translator.feed(slot, pcm)
-        translator.end_input(slot)
-        outputs = []
-        while slot in translator.active_slots:
-            outputs += [o for o in translator.step() if o.slot == slot]
-        runs.append(tokens_of(outputs))
+        runs.append(tokens_of(stream_through(translator, pcm)))
     return runs
 
 
@@ -239,8 +234,24 @@ def test_voice_transfer_guidance(tmp_path):
     directory = build_random_checkpoint(tmp_path / "vt", "tiny", seed=3, voice_conditioner=True)
     assert load_checkpoint(directory).lm.condition_provider is not None
     pcm = frames(8, seed=8)
-    plain = run_alone_and_beside_another(directory, Sampling(use_sampling=False, cfg_coef=1.0), pcm)
-    guided = run_alone_and_beside_another(directory, Sampling(use_sampling=False, cfg_coef=3.0), pcm)
+    plain = run_alone_and_beside_another(directory, Sampling(greedy=True, cfg_coef=1.0), pcm)
+    guided = run_alone_and_beside_another(directory, Sampling(greedy=True, cfg_coef=3.0), pcm)
     for alone, beside in (plain, guided):
         np.testing.assert_array_equal(np.stack(alone), np.stack(beside))
     assert not np.array_equal(np.stack(plain[0]), np.stack(guided[0])), "guidance changed nothing"
+
+
+def test_translators_on_one_checkpoint_take_turns(tiny_dir):
+    """A second translator on a checkpoint in use is refused plainly; once the first is closed it
+    works, and gives what a translator on a fresh load gives."""
+    checkpoint, pcm = load_checkpoint(tiny_dir), frames(6, seed=31)
+    first = BatchedTranslator(checkpoint, sampling=GREEDY, max_tail_s=0.4)
+    stream_through(first, frames(4, seed=1))
+    with pytest.raises(ValueError, match="already serve another BatchedTranslator"):
+        BatchedTranslator(checkpoint)
+    first.close()
+    assert not checkpoint.lm.is_streaming and "forward_depformer" not in vars(checkpoint.lm)
+    with BatchedTranslator(checkpoint, sampling=GREEDY, max_tail_s=0.4) as second:
+        again = tokens_of(stream_through(second, pcm))
+    with BatchedTranslator(load_checkpoint(tiny_dir), sampling=GREEDY, max_tail_s=0.4) as fresh:
+        np.testing.assert_array_equal(np.stack(again), np.stack(tokens_of(stream_through(fresh, pcm))))

@@ -72,7 +72,7 @@ def test_eval_translates_scores_reports_and_resumes(tiny_dir, tmp_path):
     assert summary["text_bleu_signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a")
     assert "asr_bleu" in summary and "text_laal_s" in summary
     assert summary["run"]["command"].startswith("hibiki eval --model")
-    assert summary["run"]["sampling"]["temp_text"] == 0 and summary["run"]["sampling"]["use_sampling"]
+    assert summary["run"]["sampling"]["temp_text"] == 0 and not summary["run"]["sampling"]["greedy"]
     for png in ("quality_latency.png", "latency_distribution.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| n | BLEU | ASR-BLEU |" in (out / "summary.md").read_text()

@@ -7,6 +7,9 @@ import json
 import subprocess
 import sys
 
+import numpy as np
+import torch
+
 from hibiki.checkpoint import load_checkpoint
 from training.alignment import AlignmentConfig
 from training.prepare import PrepareConfig, prepare
@@ -30,8 +33,11 @@ def test_grpo_stage_runs_validates_and_keeps_the_best(tiny_dir, parallel_set, tm
     history = json.loads((out / "grpo_summary.json").read_text())["history"]
     assert [r["step"] for r in history] == [0, 1, 2]
     assert all("val_bleu" in r and r["val_laal_s"] is not None for r in history)
-    assert all(0 <= r["reward"] <= 100 and r["clip_fraction"] >= 0 for r in history[1:])
+    assert all(0 <= r["reward"] <= 100 and 0 <= r["clip_fraction"] <= 1 and np.isfinite(r["loss"]) for r in history[1:])
+    start, last = load_checkpoint(sft["checkpoint"]).lm.state_dict(), load_checkpoint(out / "last").lm.state_dict()
+    assert any(not torch.equal(start[k], last[k]) for k in start)  # the updates moved the policy
     best = json.loads((out / "best.json").read_text())
+    assert best == next(r for r in history if r["step"] == best["step"])
     eligible = [r for r in history if r["val_bleu"] >= history[0]["val_bleu"] - 1.0]  # max_bleu_loss
     assert best["step"] == min(eligible, key=lambda r: (r["val_laal_s"], -r["val_bleu"]))["step"]
     assert load_checkpoint(out / "best").lm is not None and load_checkpoint(out / "last").lm is not None

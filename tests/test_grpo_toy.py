@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from hibiki.checkpoint import load_checkpoint
+from hibiki.sampling import Sampling
 from training.grpo.loss import PolicyLossConfig, policy_loss
 from training.grpo.rewards import group_advantages
 from training.grpo.rollout import policy_logprobs, sample_rollouts
@@ -23,14 +24,16 @@ def test_clipping_stops_the_ratio_moving_further():
 
 def test_grpo_moves_toward_the_rewarded_policy(tiny_dir):
     torch.manual_seed(0)
-    lm = load_checkpoint(tiny_dir).lm
+    checkpoint = load_checkpoint(tiny_dir)
+    lm = checkpoint.lm
+    hot = Sampling(temp=1.0, top_k=0, temp_text=1.0, top_k_text=0)
     source = torch.randint(0, 2048, (lm.n_q - lm.dep_q, FRAMES))
     optimizer = torch.optim.Adam(lm.parameters(), lr=3e-3)
     config = PolicyLossConfig()
 
     def text_tokens(samples: int = 16) -> torch.Tensor:
         lm.eval()
-        return sample_rollouts(lm, [source] * samples, temp=1.0, top_k=0, temp_text=1.0, top_k_text=0).codes[:, 0]
+        return sample_rollouts(checkpoint, [source] * samples, hot).codes[:, 0]
 
     # The rewarded token: one the random model says now and then, not its favourite.
     counts = torch.bincount(text_tokens(32).flatten())
@@ -39,7 +42,7 @@ def test_grpo_moves_toward_the_rewarded_policy(tiny_dir):
     assert before < 0.3
     for _ in range(30):
         lm.eval()
-        group = sample_rollouts(lm, [source] * 8, temp=1.0, top_k=0, temp_text=1.0, top_k_text=0)
+        group = sample_rollouts(checkpoint, [source] * 8, hot)
         # Reward at every frame's checkpoint: saying the target token there.
         rewards = (group.codes[:, 0] == target).double()
         advantages = group_advantages(rewards, list(range(FRAMES)), FRAMES).float()

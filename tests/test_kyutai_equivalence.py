@@ -23,7 +23,8 @@ from moshi.run_inference import InferenceState
 
 from hibiki.audio import FRAME_SIZE, SAMPLE_RATE
 from hibiki.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from hibiki.engine import BatchedTranslator, Sampling
+from hibiki.engine import BatchedTranslator
+from hibiki.sampling import Sampling
 
 hibiki_zero = pytest.importorskip("hibiki_zero.inference", reason="the hibiki-zero package (a test dependency)")
 from hibiki_zero.client_utils import stack_and_pad_audio  # noqa: E402
@@ -64,7 +65,7 @@ def ending_dirs(kyutai_dirs, tmp_path_factory):
 def engine_stream(directory, cfg_coef: float, watched: np.ndarray):
     """The watched stream's outputs, streamed beside two others that join before and after it."""
     translator = BatchedTranslator(load_checkpoint(directory, device=DEVICE), slots=3,
-                                   sampling=Sampling(use_sampling=False, cfg_coef=cfg_coef), max_tail_s=4.0)
+                                   sampling=Sampling(greedy=True, cfg_coef=cfg_coef), max_tail_s=4.0)
     others = {translator.attach(): frames(30, seed=2)}
     outputs, slot, fed = [], None, 0
     for tick in range(300):

@@ -10,7 +10,8 @@ from conftest import frames
 
 from hibiki.audio import FRAME_SIZE
 from hibiki.checkpoint import load_checkpoint
-from hibiki.engine import BatchedTranslator, NoFreeSlot, Sampling
+from hibiki.engine import BatchedTranslator, NoFreeSlot
+from hibiki.sampling import Sampling
 from service.scheduler import Scheduler
 
 
@@ -29,7 +30,7 @@ async def stream(scheduler: Scheduler, pcm: np.ndarray, chunk_frames: int, pause
 
 def test_concurrent_sessions_refusal_and_departure(tiny_dir):
     async def scenario():
-        translator = BatchedTranslator(load_checkpoint(tiny_dir), slots=3, sampling=Sampling(use_sampling=False),
+        translator = BatchedTranslator(load_checkpoint(tiny_dir), slots=3, sampling=Sampling(greedy=True),
                                        max_tail_s=0.4)
         scheduler = Scheduler(translator)
         await scheduler.start()

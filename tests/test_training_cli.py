@@ -58,3 +58,14 @@ def test_half_written_codec_is_one_line(tmp_path):
     result = run("training.demo.base", f"corpus={tmp_path}", f"codec={codec}", f"out={tmp_path / 'b'}")
     assert result.returncode == 1
     assert "it lacks mimi.safetensors" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_stages_are_hibiki_subcommands():
+    hibiki = str(Path(sys.executable).parent / "hibiki")
+    listing = subprocess.run([hibiki, "--help"], capture_output=True, text=True, timeout=120)
+    assert listing.returncode == 0 and all(f" {stage} " in listing.stdout for stage in ("prepare", "sft", "grpo"))
+    for stage, key in (("prepare", "alignment:"), ("sft", "lora:"), ("grpo", "num_generations:")):
+        result = subprocess.run([hibiki, stage, "--help"], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0 and "keys and defaults:" in result.stdout and key in result.stdout
+    result = subprocess.run([hibiki, "grpo", "max_steps=many"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and "error: bad configuration" in result.stderr and "Traceback" not in result.stderr

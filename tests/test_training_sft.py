@@ -17,7 +17,7 @@ import torch
 
 from hibiki.audio import read_audio
 from hibiki.checkpoint import load_checkpoint
-from hibiki.engine import BatchedTranslator, Sampling
+from hibiki.engine import BatchedTranslator
 from hibiki.file_translation import translate_pcms
 from training.alignment import AlignmentConfig
 from training.prepare import PrepareConfig, prepare
@@ -65,7 +65,7 @@ def test_tiny_model_memorises_and_translates_back(tiny_dir, parallel_set, two_ex
 
     # The saved Kyutai-format checkpoint, through the streaming engine as a user runs it.
     checkpoint = load_checkpoint(result["checkpoint"])
-    translator = BatchedTranslator(checkpoint, slots=2, sampling=Sampling.from_checkpoint(checkpoint, use_sampling=False), max_tail_s=4)
+    translator = BatchedTranslator(checkpoint, slots=2, sampling=checkpoint.sampling(greedy=True), max_tail_s=4)
     examples = list(datasets.load_dataset("parquet", data_files=str(two_examples / "*.parquet"), split="train"))
     sources = [(e["target_text"], read_audio(parallel_set / "audio" / f"{e['id']}.wav")) for e in examples]
     for translation in translate_pcms(translator, sources):

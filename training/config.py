@@ -59,15 +59,16 @@ def config_from_argv(schema: type[T], description: str, argv: list[str] | None =
 
 
 def run_script(schema: type[T], doc: str, run: Callable[[T], R],
-               input_errors: tuple[type[Exception], ...] = (FileNotFoundError, ValueError)) -> tuple[T, R]:
+               input_errors: tuple[type[Exception], ...] = (FileNotFoundError, ValueError),
+               argv: list[str] | None = None) -> tuple[T, R]:
     """A training script's `main()`: logging, the config from argv, then `run(config)`.
 
     The errors bad input raises (a missing file, a wrong value) end the script with their
     one-line message instead of a traceback; anything else is a bug and keeps its traceback.
-    `doc`'s first paragraph is the `--help` description.
+    `doc`'s first paragraph is the `--help` description; `argv` defaults to the process's.
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = config_from_argv(schema, doc.split("\n\n")[0])
+    config = config_from_argv(schema, doc.split("\n\n")[0], argv)
     try:
         return config, run(config)
     except input_errors as exc:

@@ -3,7 +3,8 @@
 The example holds, per 80 ms frame t, exactly what the streaming engine sees and must
 produce at that frame: the source codes the engine would encode from the live input
 (Mimi in streaming mode; the input-EOS frame, every code = Mimi's cardinality, right
-after the last source frame; then encoded silence), the target codes of the placed
+after the last source frame; then encoded silence; all as the checkpoint's
+`StreamConvention` says), the target codes of the placed
 target speech, and the text stream. Training and inference share this alignment, which
 `tests/test_training_sft.py` checks by translating a memorised example back.
 """
@@ -21,6 +22,7 @@ from moshi.models import MimiModel
 from sentencepiece import SentencePieceProcessor
 
 from hibiki.audio import FRAME_PERIOD_S, FRAME_SIZE, SAMPLE_RATE
+from hibiki.stream_convention import StreamConvention
 from hibiki.words import Word
 from training.alignment import EOS, AlignmentConfig, Span, place_targets, text_stream
 from training.segmentation import estimate_spans
@@ -112,13 +114,34 @@ def encode_stream(mimi: MimiModel, pcm: np.ndarray) -> np.ndarray:
     return codes[0].cpu().numpy().astype(np.int16)
 
 
+def source_frame_count(samples: int, convention: StreamConvention) -> int:
+    """Input frames the engine steps for `samples` of audio: a partial last frame is padded or dropped."""
+    return -(-samples // FRAME_SIZE) if convention.pad_last_frame else samples // FRAME_SIZE
+
+
+def source_stream(mimi: MimiModel, source: np.ndarray, n_frames: int, convention: StreamConvention) -> np.ndarray:
+    """Codes [K, n_frames] the engine feeds the LM for `source`: its frames, the input-EOS frame,
+    then Mimi-encoded silence. Under hibiki-zero's convention the encoder reads a frame of
+    silence where the EOS code goes; under moshi's it skips that frame."""
+    frames = source_frame_count(len(source), convention)
+    silence_read = n_frames if convention.encode_eos_frame else n_frames - 1
+    pcm = np.zeros(silence_read * FRAME_SIZE, dtype=np.float32)
+    kept = source[:frames * FRAME_SIZE]
+    pcm[:len(kept)] = kept
+    codes = encode_stream(mimi, pcm)
+    eos = np.full((codes.shape[0], 1), mimi.cardinality, dtype=codes.dtype)
+    after = frames + 1 if convention.encode_eos_frame else frames
+    return np.concatenate([codes[:, :frames], eos, codes[:, after:]], axis=1)
+
+
 def build_example(source: np.ndarray, sentences: list[Sentence], *, mimi: MimiModel, tokenizer: SentencePieceProcessor,
-                  tts: TTS, voice: Voice, rng: np.random.Generator, config: AlignmentConfig, max_frames: int) -> dict:
+                  tts: TTS, voice: Voice, rng: np.random.Generator, config: AlignmentConfig, max_frames: int,
+                  convention: StreamConvention) -> dict:
     speeches = [speak_sentence(tts, s.translation, voice, rng, config) if s.target_audio is None
                 else provided_speech(s.target_audio, s.translation) for s in sentences]
     spans = [Span(s.start, s.end) for s in sentences]
     starts = place_targets(spans, [sp.duration for sp in speeches], rng, config)
-    source_frames = -(-len(source) // FRAME_SIZE)  # the engine pads the last partial frame
+    source_frames = source_frame_count(len(source), convention)
     target_end = max(start + sp.duration for start, sp in zip(starts, speeches))
     words = [Word(w.text, w.start + start, w.end + start) for start, speech in zip(starts, speeches) for w in speech.words]
     # Text EOS after the input EOS frame and the target speech's tail; later if fast speech
@@ -135,13 +158,7 @@ def build_example(source: np.ndarray, sentences: list[Sentence], *, mimi: MimiMo
         canvas[at:at + len(speech.pcm)] += speech.pcm[:len(canvas) - at]
     target_codes = encode_stream(mimi, canvas)
 
-    # Source: the input, then silence; the EOS frame is not encoded (the engine skips Mimi there).
-    padded = np.zeros((n_frames - 1) * FRAME_SIZE, dtype=np.float32)
-    padded[:len(source)] = source
-    source_codes = encode_stream(mimi, padded)
-    eos = np.full((source_codes.shape[0], 1), mimi.cardinality, dtype=np.int16)
-    source_codes = np.concatenate([source_codes[:, :source_frames], eos, source_codes[:, source_frames:]], axis=1)
-
+    source_codes = source_stream(mimi, source, n_frames, convention)
     return {
         "n_frames": n_frames,
         "source_end_frame": source_frames,

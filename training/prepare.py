@@ -98,7 +98,8 @@ def _init_worker(config: PrepareConfig) -> None:
     checkpoint = load_checkpoint(config.model or default_model(), device="cpu")
     rows, base = open_dataset(config.dataset, config.split, audio_columns=(config.audio_column,))
     _worker.update(config=config, mimi=checkpoint.mimi, tokenizer=checkpoint.tokenizer, tts=Espeak(),
-                   rows=rows, base=base, max_frames=min(round(config.max_seconds / FRAME_PERIOD_S), checkpoint.lm.context))
+                   convention=checkpoint.convention, rows=rows, base=base,
+                   max_frames=min(round(config.max_seconds / FRAME_PERIOD_S), checkpoint.lm.context))
 
 
 def _build_part(task: tuple[Path, list[int]]) -> dict:
@@ -118,7 +119,7 @@ def _build_part(task: tuple[Path, list[int]]) -> dict:
                                         lambda cell, name: read_audio_field(cell, f"row {row_id} {name}", w["base"]))
             voice = Voice(config.voice, str(rng.choice(config.voice_variants)), int(rng.integers(*config.rate_wpm, endpoint=True)))
             example = build_example(source, sentences, mimi=w["mimi"], tokenizer=w["tokenizer"], tts=w["tts"], voice=voice,
-                                    rng=rng, config=config.alignment, max_frames=w["max_frames"])
+                                    rng=rng, config=config.alignment, max_frames=w["max_frames"], convention=w["convention"])
         except (ExampleError, AudioError, TTSError) as exc:
             reason = getattr(exc, "reason", "bad_audio" if isinstance(exc, AudioError) else "tts_error")
             counts[reason] += 1
@@ -168,8 +169,8 @@ def prepare(config: PrepareConfig) -> dict:
     return report
 
 
-def main() -> None:
-    config, report = run_script(PrepareConfig, __doc__, prepare, (DatasetError, ValueError))
+def main(argv: list[str] | None = None) -> None:
+    config, report = run_script(PrepareConfig, __doc__, prepare, (DatasetError, ValueError), argv)
     counts = report["counts"]
     skipped = {k: v for k, v in counts.items() if k not in ("ok", "frames")}
     print(f"prepared {counts.get('ok', 0)} examples ({report['hours']} h aligned) in {config.out}; "

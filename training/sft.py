@@ -247,8 +247,8 @@ def _flat(d: dict, prefix: str = "") -> dict:
     return flat
 
 
-def main() -> None:
-    config, trainer = run_script(SFTConfig, __doc__, Trainer)  # a bad config or missing data fails here, before training
+def main(argv: list[str] | None = None) -> None:
+    config, trainer = run_script(SFTConfig, __doc__, Trainer, argv=argv)  # a bad config or missing data fails here, before training
     result = trainer.train()
     if trainer.accelerator.is_main_process:
         last = result["history"][-1] if result["history"] else {}

@@ -28,8 +28,8 @@ from hibiki.stream_convention import CONFIG_KEY, MOSHI_PADDED
 from training.config import run_script
 
 # The demo's sampling defaults, written into its base checkpoint and into the shipped model.
-# Argmax: the shipped demo LM at moshi's temperatures (0.8 audio, 0.7 text) scored test BLEU
-# 30.0 / ASR-BLEU 11.6, greedy 33.1 / 16.2 (RESULTS.md). Clients and `--temp` still sample.
+# Argmax: the small demo LM scores higher greedy than at moshi's temperatures (measured in the
+# recipe's RESULTS.md). Clients and `--temp` still sample.
 LM_GEN_CONFIG = dict(temp=0.0, temp_text=0.0, top_k=250, top_k_text=25)
 
 logger = logging.getLogger("hibiki.demo_base")

@@ -7,8 +7,9 @@ OUT is the recipe's output directory (run.sh's OUT). The checkpoint defaults to 
 stage's best one once that stage has finished, else the supervised stage's latest. A model
 trained on more corpora than OUT's, or evaluated elsewhere, names them with --corpus and
 --eval (each repeatable) so that its card says what it really saw and scored; one whose
-supervised stage started from a shipped model names it with --continued-from, and the card
-carries over what that model's card says it was trained on. Weights
+supervised stage started from a shipped model names it with --continued-from, and the new
+model's provenance (config.json's `model_id.provenance`, from which the card is written)
+carries over what that one was trained on. Weights
 are written in float16 (half the repository's size; loaded back as float32) in the Kyutai
 format, beside a model card
 (README.md) whose metric table comes from the recipe's evaluations of the test split.
@@ -17,7 +18,6 @@ format, beside a model card
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 
 import torch
@@ -34,7 +34,7 @@ A small Hibiki (moshi `LMModel`, {params:.1f} M parameters: dual stream, inner-m
 acoustic delay {acoustic_delay}, {width} wide, {layers} layers, depth transformer of {dep_dim} x
 {dep_layers}) around a small Mimi codec ({codebooks} codebooks), trained from scratch with
 this project's pipeline (`training/recipes/demo_fr_en/`: `run.sh`, then supervised phases
-continued on more corpora as the main README's "The demo model" lists) on its synthetic
+continued on more corpora, as config.json's `model_id.provenance` lists) on its synthetic
 French->English corpora.
 It is what `hibiki translate`, `hibiki serve` and `hibiki eval` use when no model is named.
 
@@ -74,75 +74,86 @@ def default_checkpoint(out: Path) -> Path:
     raise FileNotFoundError(f"no GRPO best or supervised checkpoint under {out}: run the recipe first")
 
 
-def corpus_voices(corpora: list[Path], earlier: set[str] = frozenset()) -> str:
-    """The French voices of the train splits as the corpora really spoke them (the config can change between runs),
-    with the `earlier` ones a model this one continued from heard."""
+def corpus_voices(corpora: list[Path]) -> set[str]:
+    """The French voices of the train splits as the corpora really spoke them (the config can change between runs)."""
     manifests = [m for corpus in corpora if (m := corpus / "train" / "manifest.jsonl").is_file()]
-    if not manifests and not earlier:
-        return "voices unknown"
-    voices = sorted(earlier | {voice for m in manifests for voice in open_dataset(m, "train")[0]["voice"]})
-    return f"{len(voices)} voice{'s' if len(voices) > 1 else ''}: {', '.join(voices)}"
+    return {voice for m in manifests for voice in open_dataset(m, "train")[0]["voice"]}
 
 
-def corpus_sizes(corpora: list[Path]) -> str:
+def corpus_splits(corpora: list[Path]) -> dict[str, dict[str, float]]:
     """Utterances and hours per split, summed over the corpora."""
-    totals: dict[str, list[float]] = {}
+    totals: dict[str, dict[str, float]] = {}
     for corpus in corpora:
         for split, size in (load_json(corpus / "summary.json") or {}).items():
-            total = totals.setdefault(split, [0, 0.0])
-            total[0] += size["utterances"]
-            total[1] += size["hours"]
-    if not totals:
+            total = totals.setdefault(split, {"utterances": 0, "hours": 0.0})
+            total["utterances"] += size["utterances"]
+            total["hours"] = round(total["hours"] + size["hours"], 4)
+    return totals
+
+
+def provenance(checkpoint: Path, corpora: list[Path], continued_from: Path | None) -> dict:
+    """What a shipped model was trained on, kept in its config.json (`model_id.provenance`) so
+    that a model continued from it can carry it over; the card is written from it."""
+    earlier = None
+    if continued_from is not None:
+        config = load_json(continued_from / "config.json")
+        if config is None:
+            raise FileNotFoundError(f"--continued-from {continued_from} holds no config.json: name a shipped model directory")
+        earlier = config.get("model_id", {}).get("provenance")
+        if earlier is None:
+            raise ValueError(f"{continued_from}/config.json has no model_id.provenance to carry over "
+                             "(training.demo.ship writes it): name a shipped model directory")
+        earlier = dict(earlier, directory=str(continued_from))
+    voices = corpus_voices(corpora) | set(earlier["voices"] if earlier else ())
+    return {"checkpoint": str(checkpoint), "corpora": [str(c) for c in corpora], "splits": corpus_splits(corpora),
+            "voices": sorted(voices), "started_from": earlier}
+
+
+def sizes_text(record: dict) -> str:
+    if not record["splits"]:
         return "unknown"
-    sizes = ", ".join(f"{split} {n} utterances ({hours:.2f} h of French)" for split, (n, hours) in totals.items())
-    return sizes + (f", from {len(corpora)} corpora ({', '.join(str(c) for c in corpora)})" if len(corpora) > 1 else "")
+    sizes = ", ".join(f"{split} {size['utterances']} utterances ({size['hours']:.2f} h of French)"
+                      for split, size in record["splits"].items())
+    corpora = record["corpora"]
+    return sizes + (f", from {len(corpora)} corpora ({', '.join(corpora)})" if len(corpora) > 1 else "")
 
 
-def card_bullet(card: str, name: str) -> str | None:
-    """A `- Name: ...` bullet of a model card (wrapped over several lines), as one line."""
-    match = re.search(rf"^- {name}: (.*?)(?=^- |^\s*$|\Z)", card, re.M | re.S)
-    return " ".join(match.group(1).split()) if match else None
+def origin_text(record: dict) -> str:
+    """The card's bullet for a model continued from a shipped one, down the whole chain."""
+    parts, earlier = [], record["started_from"]
+    while earlier is not None:
+        parts.append(f"the model then in `{earlier['directory']}`, trained on {sizes_text(earlier)}")
+        earlier = earlier["started_from"]
+    return f"\n- Started from: {'; that one started from '.join(parts)}." if parts else ""
 
 
-def origin(model: Path) -> tuple[str, set[str]]:
-    """The card's bullet for a model continued from a shipped one (what that one was trained on), and its voices."""
-    card_path = model / "README.md"
-    if not card_path.is_file():
-        raise FileNotFoundError(f"--continued-from {model} holds no model card (README.md): name a shipped model directory")
-    card = card_path.read_text()
-    sizes = card_bullet(card, "Sizes")
-    if sizes is None:
-        raise ValueError(f"the model card {card_path} has no '- Sizes:' line to carry over")
-    text = f"\n- Started from: the model then in `{model}`, trained on {sizes.rstrip('.')}"
-    if (before := card_bullet(card, "Started from")) is not None:
-        text += f"; that one started from {before.rstrip('.')}"
-    voices = re.search(r"espeak-ng \(\d+ voices?: ([^;]*);", card)
-    return text + ".", set(voices.group(1).split(", ")) if voices else set()
+def voices_text(voices: list[str]) -> str:
+    return f"{len(voices)} voice{'s' if len(voices) > 1 else ''}: {', '.join(voices)}" if voices else "voices unknown"
 
 
 def ship(out: Path, checkpoint: Path, dest: Path, corpora: list[Path] | None = None,
          eval_dirs: dict[str, Path] | None = None, continued_from: Path | None = None) -> Path:
-    origin_text, earlier_voices = origin(continued_from) if continued_from else ("", set())
+    corpora = corpora or [out / "corpus"]
+    record = provenance(checkpoint, corpora, continued_from)  # read before `dest` (maybe the same model) is overwritten
     if eval_dirs:  # every input is checked before the default model is overwritten
         evals = {name: summary for name, path in eval_dirs.items() if (summary := load_json(path / "summary.json"))}
         if missing := sorted(set(eval_dirs) - set(evals)):
             raise FileNotFoundError(f"no summary.json in the evaluation directories of {missing}")
     else:
         evals = load_evaluations(out)
-    corpora = corpora or [out / "corpus"]
     base = load_checkpoint(str(checkpoint), device="cpu", dtype=torch.float32)
     config = base.lm_config
+    model_id = dict(base.metadata.get("model_id", {}), name="hibiki-demo-fr-en", provenance=record)
     save_checkpoint(dest, base.lm, base.mimi, base.info.tokenizer, config, mimi_config=base.info.mimi_config,
-                    metadata=dict(base.metadata, lm_gen_config=LM_GEN_CONFIG,
-                                  model_id=dict(base.metadata.get("model_id", {}), name="hibiki-demo-fr-en")),
+                    metadata=dict(base.metadata, lm_gen_config=LM_GEN_CONFIG, model_id=model_id),
                     dtype=torch.float16, mimi_dtype=torch.float16)
     card = CARD.format(
-        voices=corpus_voices(corpora, earlier_voices), params=sum(p.numel() for p in base.lm.parameters()) / 1e6,
+        voices=voices_text(record["voices"]), params=sum(p.numel() for p in base.lm.parameters()) / 1e6,
         acoustic_delay=config["delays"][2] - config["delays"][1],
         width=config["dim"], layers=config["num_layers"], dep_dim=config["depformer_dim"],
         dep_layers=config["depformer_num_layers"], codebooks=base.info.mimi_config["quantizer"]["n_q"],
-        data=corpus_sizes(corpora),
-        checkpoint=checkpoint, origin=origin_text, metrics="\n".join(evaluation_table(evals)) if evals else "(no evaluation found)")
+        data=sizes_text(record), checkpoint=checkpoint, origin=origin_text(record),
+        metrics="\n".join(evaluation_table(evals)) if evals else "(no evaluation found)")
     (dest / "README.md").write_text(card)
     return dest
 
@@ -159,7 +170,7 @@ def main() -> None:
                              "(repeatable; default: OUT/eval/sft and OUT/eval/grpo).")
     parser.add_argument("--continued-from", type=Path, metavar="MODEL_DIR",
                         help="The shipped model the supervised stage started from (e.g. hibiki/default_model as it was); "
-                             "the card carries over what its card says it was trained on.")
+                             "its provenance (what it was trained on) is carried over.")
     args = parser.parse_args()
     for corpus in args.corpus or []:
         if not (corpus / "summary.json").is_file():

@@ -35,6 +35,7 @@ from eval.bleu import corpus_bleu
 from eval.latency import end_offset, laal
 from hibiki.audio import FRAME_PERIOD_S
 from hibiki.checkpoint import load_checkpoint
+from hibiki.sampling import Sampling
 from hibiki.tokens import ZERO_TOKEN
 from hibiki.words import Word, words_from_tokens
 from training.batches import open_examples
@@ -58,10 +59,7 @@ class GRPOStageConfig:
     num_generations: int = 4  # G rollouts per source
     num_iterations: int = 2  # policy updates per batch of rollouts (old-policy refresh interval)
     learning_rate: float = 1e-6
-    temperature: float = 0.8
-    top_k: int = 250
-    temperature_text: float = 0.8
-    top_k_text: int = 250
+    sampling: Sampling = field(default_factory=lambda: Sampling(temp=0.8, top_k=250, temp_text=0.8, top_k_text=250))
     reward_every_words: int = 8  # a checkpoint at the end of every n-th source word
     reward_mix: float = 0.5  # lambda: intermediate vs final BLEU
     loss: PolicyLossConfig = field(default_factory=PolicyLossConfig)
@@ -125,7 +123,7 @@ class GRPOTrainer:
         self.lm.eval()
         batch = [next(self.data) for _ in range(c.per_device_train_batch_size)]
         sources = [torch.tensor(e["source_codes"], dtype=torch.long) for e in batch for _ in range(c.num_generations)]
-        rollout = sample_rollouts(self.lm, sources, c.temperature, c.top_k, c.temperature_text, c.top_k_text)
+        rollout = sample_rollouts(self.base, sources, c.sampling)
         g = c.num_generations
         groups = [self.group(e, rollout.codes[i * g:(i + 1) * g], rollout.logprobs[i * g:(i + 1) * g]) for i, e in enumerate(batch)]
         self.lm.train()
@@ -147,7 +145,8 @@ class GRPOTrainer:
         """Greedy streaming translations of the validation sources: text BLEU, LAAL, End Offset."""
         self.lm.eval()
         hypotheses, references, lags, ends = [], [], [], []
-        rollout = sample_rollouts(self.lm, [torch.tensor(e["source_codes"], dtype=torch.long) for e in self.val], greedy=True)
+        sources = [torch.tensor(e["source_codes"], dtype=torch.long) for e in self.val]
+        rollout = sample_rollouts(self.base, sources, Sampling(greedy=True))
         for example, text in zip(self.val, rollout.codes[:, 0]):
             tokens = [t for t in text.tolist() if t != ZERO_TOKEN]
             words = words_from_tokens(self.base.tokenizer, tokens)
@@ -201,8 +200,8 @@ class GRPOTrainer:
         return result
 
 
-def main() -> None:
-    config, result = run_script(GRPOStageConfig, __doc__, lambda c: GRPOTrainer(c).train())
+def main(argv: list[str] | None = None) -> None:
+    config, result = run_script(GRPOStageConfig, __doc__, lambda c: GRPOTrainer(c).train(), argv=argv)
     first, last = result["history"][0], result["history"][-1]
     print(f"GRPO: {len(result['history'])} records in {result['wall_s']:.0f} s; validation BLEU {first.get('val_bleu')} -> "
           f"{last.get('val_bleu')}, LAAL {first.get('val_laal_s')} -> {last.get('val_laal_s')}; best kept in {Path(config.out) / 'best'}")
