@@ -6,7 +6,7 @@ temperature, Gumbel noise added to the slot's k best, everything else masked, so
 the argmax is a draw from the distribution moshi's `sample_token` draws from with those
 settings (the Gumbel-max trick); greedy is top-k 1. On a CPU this is also cheaper than
 moshi's multinomial, which draws exponential noise over the whole card: here noise is
-drawn for the top-k candidates only (`bench/engine_throughput.py` times a tick). Text logits
+drawn for the top-k candidates only (bench/RESULTS.md has the timings). Text logits
 are shaped through LMGen's own `on_text_logits_hook`; audio logits where `hibiki.stream_lm`
 wraps the model's `forward_depformer`, the one call that produces them (captured in CUDA
 graphs like the rest, as the settings are tensors updated in place).

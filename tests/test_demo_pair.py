@@ -75,8 +75,8 @@ def test_corpus_rows_serve_prepare_eval_and_codec(tmp_path):
 
     figures = evaluate(SHIPPED, out, "test", limit=3)
     assert figures["utterances"] == min(3, summary["test"]["utterances"]) > 0
-    assert figures["asr_bleu_original"] > 20 and 0 <= figures["asr_bleu_codec"] <= 100
-    assert figures["wer_original"] < 60 and 0 < figures["streaming_rtf_one_thread"] < 5
+    assert figures["asr_bleu_original"] > 20 and figures["asr_bleu_codec"] > 30  # a broken codec scores ~0
+    assert figures["wer_original"] < 60 and figures["wer_codec"] < 60 and 0 < figures["streaming_rtf_one_thread"] < 5
 
 
 def test_corpus_refuses_voices_espeak_would_replace_silently():

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).parent.parent
@@ -43,3 +45,10 @@ def test_the_leaves_import_nothing_of_the_project():
     imports = project_imports("hibiki")
     assert all((ROOT / leaf).is_file() for leaf in LEAVES)
     assert not {(f, top) for f, top in imports if f in LEAVES and top in PROJECT}
+
+
+def test_light_modules_load_without_torch():
+    """Configs, request parsing and the TTS side of data preparation need no model code."""
+    light = ["hibiki.sampling", "hibiki.tokens", "hibiki.audio", "hibiki.words", "training.tts"]
+    code = f"import sys; import {', '.join(light)}; sys.exit('torch' in sys.modules or 'moshi' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=120).returncode == 0
