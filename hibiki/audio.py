@@ -18,22 +18,69 @@ import sphn
 SAMPLE_RATE = 24000
 FRAME_SIZE = 1920  # 80 ms at 24 kHz: one Mimi frame, one model step.
 FRAME_PERIOD_S = FRAME_SIZE / SAMPLE_RATE
-ACCEPTED = "wav, flac, mp3, ogg/vorbis and the other formats sphn (symphonia) decodes, any sample rate, mono or multi-channel"
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 192000
+ACCEPTED = (f"wav, flac, mp3, ogg/vorbis and the other formats sphn (symphonia) decodes, sample rates from "
+            f"{MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz, mono or multi-channel")
+# Formats libsndfile reads in full: a header of one of these that it cannot parse is broken,
+# and is refused before sphn, which panics on some (a zero sample rate).
+_LIBSNDFILE_MAGIC = (b"RIFF", b"RF64", b"fLaC", b"OggS", b"FORM")
 
 
 class AudioError(ValueError):
     """Audio that cannot be used, with a message naming the file and what is accepted."""
 
 
-def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Returns mono float32 samples at `sample_rate`, channels averaged."""
+class AudioTooLong(AudioError):
+    """Audio whose header claims more than the caller's limit; nothing was decoded."""
+
+
+def _is_panic(exc: BaseException) -> bool:
+    """A Rust panic inside sphn: pyo3 raises it as a BaseException, not an Exception."""
+    return type(exc).__name__ == "PanicException"
+
+
+def check_sample_rate(rate: float, name: str) -> None:
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise AudioError(f"{name}: sample rate {rate:g} Hz; accepted: {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz")
+
+
+def audio_seconds(path: str | Path) -> float | None:
+    """The duration a file's header claims, read without decoding it (None: the header does
+    not say), its sample rate checked: so that a small file claiming hours, or 1 Hz, costs
+    nothing to refuse."""
+    path = Path(path)
+    try:
+        info = soundfile.info(str(path))
+    except Exception as exc:  # libsndfile reports every problem as its own error type
+        with path.open("rb") as f:
+            if f.read(4) in _LIBSNDFILE_MAGIC:
+                raise AudioError(f"{path}: broken audio header ({exc}); accepted: {ACCEPTED}") from None
+        try:
+            (seconds,) = sphn.durations([str(path)])
+        except BaseException as exc:  # noqa: B036 - sphn's panics, see _is_panic
+            if not (isinstance(exc, Exception) or _is_panic(exc)):
+                raise
+            raise AudioError(f"{path}: cannot decode as audio ({exc}); accepted: {ACCEPTED}") from None
+        return seconds
+    check_sample_rate(info.samplerate, str(path))
+    return info.duration if info.frames > 0 else None
+
+
+def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE, max_seconds: float | None = None) -> np.ndarray:
+    """Returns mono float32 samples at `sample_rate`, channels averaged. With `max_seconds`,
+    a header claiming more is refused (AudioTooLong) before anything is decoded."""
     path = Path(path)
     if not path.is_file():
         raise AudioError(f"{path}: no such file")
+    seconds = audio_seconds(path)
+    if max_seconds is not None and seconds is not None and seconds > max_seconds:
+        raise AudioTooLong(f"{path}: {seconds:.1f} s of audio exceeds the limit of {max_seconds:g} s")
     try:
         pcm, rate = sphn.read(str(path))
-    except Exception as exc:  # sphn reports every decoding problem as ValueError/OSError
-        raise AudioError(f"{path}: cannot decode as audio ({exc}); accepted: {ACCEPTED}") from exc
+    except BaseException as exc:  # noqa: B036 - ValueError/OSError for bad data, or a panic
+        if not (isinstance(exc, Exception) or _is_panic(exc)):
+            raise
+        raise AudioError(f"{path}: cannot decode as audio ({exc}); accepted: {ACCEPTED}") from None
     return _mono_at_rate(np.asarray(pcm, dtype=np.float32), rate, sample_rate, str(path))
 
 
@@ -65,6 +112,7 @@ def _mono_at_rate(pcm: np.ndarray, rate: int, sample_rate: int, name: str) -> np
         pcm = pcm.mean(axis=0)
     if pcm.size == 0:
         raise AudioError(f"{name}: no audio samples (the file is empty)")
+    check_sample_rate(rate, name)
     if rate != sample_rate:
         # soxr, not sphn.resample: the latter delays the signal by tens of ms, which would
         # shift every latency measured against the source.

@@ -42,8 +42,9 @@ class Sampling:
 
     def check(self) -> None:
         """Raises ValueError for settings no stream can have."""
-        if min(self.temp, self.temp_text, self.top_k, self.top_k_text) < 0:
-            raise ValueError(f"temperatures and top-k must be >= 0, got {self}")
+        values = (self.temp, self.temp_text, self.top_k, self.top_k_text)
+        if not all(math.isfinite(v) and v >= 0 for v in values):
+            raise ValueError(f"temperatures and top-k must be finite numbers >= 0, got {self}")
         if not (math.isfinite(self.cfg_coef) and self.cfg_coef > 0):
             raise ValueError(f"cfg_coef must be a finite number > 0 (1: no guidance), got {self.cfg_coef}")
 

@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 from hibiki.engine import BatchedTranslator
 from service import file_api, stream_v1
+from service.auth import redact_keys_in_logs
 from service.config import ServiceConfig
 from service.kyutai_chat import KyutaiChat
 from service.metrics import Metrics
@@ -48,6 +49,7 @@ def package_version() -> str:
 
 def create_app(translator: BatchedTranslator, config: ServiceConfig | None = None) -> FastAPI:
     config = config or ServiceConfig()
+    redact_keys_in_logs()
     metrics = Metrics()
     service = ServiceState(translator, Scheduler(translator, metrics), metrics, config)
 
@@ -83,7 +85,7 @@ def create_app(translator: BatchedTranslator, config: ServiceConfig | None = Non
         scheduler = service.scheduler
         ready = scheduler.running
         body = {"ready": ready, "slots_total": scheduler.capacity, "slots_active": scheduler.active,
-                "ticks": scheduler.ticks, "device": str(translator.device)}
+                "queued": scheduler.queued, "ticks": scheduler.ticks, "device": str(translator.device)}
         return JSONResponse(body, status_code=200 if ready else 503)
 
     @app.get("/metrics", summary="Prometheus metrics")

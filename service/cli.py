@@ -31,9 +31,11 @@ def serve(
     api_key: Annotated[Optional[str], typer.Option(
         envvar="HIBIKI_API_KEY", help="Require this key (header kyutai-api-key, Authorization: Bearer, or ?auth_id=).")] = None,
     max_session: Annotated[float, typer.Option(help="Seconds of input audio per session.")] = 3600.0,
-    idle_timeout: Annotated[float, typer.Option(help="Close a session silent for this many seconds.")] = 30.0,
+    idle_timeout: Annotated[float, typer.Option(help="Close a session sending no audio this many seconds (pings do not count).")] = 10.0,
     max_message_bytes: Annotated[int, typer.Option(help="Largest websocket message accepted.")] = 1 << 20,
     max_upload_mb: Annotated[int, typer.Option(help="Largest upload to POST /v1/translate, in MiB.")] = 64,
+    queue_timeout: Annotated[float, typer.Option(
+        help="Seconds a session may wait for a slot when all are busy, in arrival order (0: refused at once).")] = 0.0,
     max_tail: Annotated[float, typer.Option(help="Seconds generated past a session's end when the model never ends its text.")] = 10.0,
     greedy: Annotated[bool, typer.Option(help="Argmax instead of sampling.")] = False,
     cfg_coef: CfgOption = None,
@@ -48,7 +50,7 @@ def serve(
         torch.set_num_threads(threads)
     translator = open_translator(checkpoint, slots, max_tail, greedy, pipeline, cfg_coef=cfg_coef)
     config = ServiceConfig(api_key=api_key or None, max_message_bytes=max_message_bytes, max_session_s=max_session,
-                           idle_timeout_s=idle_timeout, max_upload_bytes=max_upload_mb << 20)
+                           idle_timeout_s=idle_timeout, max_upload_bytes=max_upload_mb << 20, queue_timeout_s=queue_timeout)
     logger.info("serving %s on http://%s:%d with %d slots on %s (%s, %d torch threads%s)%s", checkpoint.source, host,
                 port, slots, translator.device, "pipelined" if pipeline else "sequential", torch.get_num_threads(),
                 " each" if pipeline else "", " (API key required)" if config.api_key else "")

@@ -10,6 +10,7 @@ class ServiceConfig:
     api_key: str | None = None  # None: no authentication
     max_message_bytes: int = 1 << 20  # one websocket message; an 80 ms PCM16 frame is 3840 bytes
     max_session_s: float = 3600.0  # seconds of input audio per session
-    idle_timeout_s: float = 30.0  # a session with no message for this long is closed
+    idle_timeout_s: float = 10.0  # a session that sends no audio for this long is closed (its slot freed)
     max_upload_bytes: int = 64 << 20  # POST /v1/translate
+    queue_timeout_s: float = 0.0  # how long a session may wait for a busy batch's slot (0: refused at once)
     retry_after_s: int = 2  # advertised to clients refused for lack of a free slot

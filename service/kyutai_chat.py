@@ -4,6 +4,9 @@ Every message is binary: one kind byte, then its payload. The server sends 0x00 
 is ready; then audio flows both ways as 0x01 + Ogg/Opus pages (24 kHz mono), the server
 sends the inner-monologue text as 0x02 + UTF-8 pieces, and errors as 0x05 + UTF-8 message
 before closing. The protocol has no end of input: the session ends when the client leaves.
+Messages of other kinds are dropped, as Kyutai's server drops them (counted in
+`hibiki_messages_dropped_total`); pings (0x06) are not audio, so they do not keep an idle
+session's slot.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ class KyutaiChat(WebsocketSession):
         if kind == AUDIO:
             self.feed(self.decoder.decode(data[1:]))
         elif kind != PING:
-            raise ClientError("bad_message", f"unknown message kind 0x{kind:02x}; accepted: 0x01 (Ogg/Opus audio), 0x06 (ping)")
+            self.service.metrics.dropped.labels("unknown_kind").inc()
 
     async def on_frame(self, frame: FrameOutput) -> None:
         pages = self.encoder.encode(frame.pcm)

@@ -32,6 +32,10 @@ from service.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
+# A session finding every slot busy waits at least this long: a client that has just left
+# may not have been noticed yet (its close still in flight), and its slot is the newcomer's.
+ADMISSION_GRACE_S = 0.25
+ADMISSION_POLL_S = 0.02
 # A live session with this many whole frames waiting has fallen behind (a late tick, a burst
 # from the network): tick again at once until it has caught up, or its delay would stay.
 CATCH_UP_FRAMES = 1
@@ -57,10 +61,12 @@ class Scheduler:
         self.metrics = metrics or Metrics()
         self.metrics.slots_total.set(translator.batch_size)
         self.metrics.slots_active.set_function(lambda: self.active)
+        self.metrics.queued.set_function(lambda: self.queued)
         self._lock = threading.Lock()  # guards the session tables, never held while stepping
         self._waiting: list[Session] = []  # admitted, slot not attached yet
         self._running: dict[int, Session] = {}  # slot -> session
         self._closed: list[int] = []  # slots whose client left
+        self._queue: list[object] = []  # tickets of sessions waiting for a slot, in arrival order
         self._ids = itertools.count(1)
         self._task: asyncio.Task | None = None
         # Always the same thread: a torch call from a new thread starts another OpenMP team,
@@ -79,9 +85,10 @@ class Scheduler:
 
     @property
     def active(self) -> int:
-        """Slots held: by sessions, or by departed clients until the next tick frees them."""
+        """Slots held by sessions. A departed client's slot is free at once: the next tick
+        detaches it before it attaches the sessions admitted since."""
         with self._lock:
-            return len(self._waiting) + len(self._running) + len(self._closed)
+            return len(self._waiting) + len(self._running)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="hibiki-scheduler")
@@ -95,19 +102,35 @@ class Scheduler:
                 pass
         self._worker.shutdown(wait=True)
 
-    def open(self, sampling: Sampling | None = None) -> Session:
-        """Admits a session at once, or raises NoFreeSlot at once: callers never wait for a slot.
+    @property
+    def queued(self) -> int:
+        """Sessions waiting for a slot."""
+        return len(self._queue)
 
-        Raises ValueError if the stream cannot have `sampling` in this batch."""
+    async def open(self, sampling: Sampling | None = None, wait_s: float = 0.0) -> Session:
+        """Admits a session, in arrival order; when every slot is busy it waits up to `wait_s`
+        (at least ADMISSION_GRACE_S) for one, then raises NoFreeSlot.
+
+        Raises ValueError at once if the stream cannot have `sampling` in this batch."""
         if sampling is not None:
             self.translator.check_stream_sampling(sampling)
-        with self._lock:
-            if len(self._waiting) + len(self._running) + len(self._closed) >= self.capacity:  # self.active, lock held
-                self.metrics.refused.labels("no_free_slot").inc()
-                raise NoFreeSlot(f"all {self.capacity} slots are busy")
-            session = Session(id=next(self._ids), sampling=sampling)
-            self._waiting.append(session)
-        return session
+        deadline = time.monotonic() + max(wait_s, ADMISSION_GRACE_S)
+        ticket = object()
+        self._queue.append(ticket)
+        try:
+            while True:
+                if self._queue[0] is ticket:
+                    with self._lock:
+                        if len(self._waiting) + len(self._running) < self.capacity:  # self.active, lock held
+                            session = Session(id=next(self._ids), sampling=sampling)
+                            self._waiting.append(session)
+                            return session
+                if time.monotonic() >= deadline:
+                    self.metrics.refused.labels("no_free_slot").inc()
+                    raise NoFreeSlot(f"all {self.capacity} slots are busy")
+                await asyncio.sleep(ADMISSION_POLL_S)
+        finally:
+            self._queue.remove(ticket)
 
     def feed(self, session: Session, pcm: np.ndarray) -> None:
         """Queues 24 kHz mono float32 audio; checked here so the engine never sees bad input."""

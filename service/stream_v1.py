@@ -29,7 +29,7 @@ import json
 import time
 import typing
 
-from hibiki.audio import FRAME_PERIOD_S, FRAME_SIZE, SAMPLE_RATE
+from hibiki.audio import FRAME_PERIOD_S, FRAME_SIZE, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, SAMPLE_RATE
 from hibiki.engine import FrameOutput
 from hibiki.sampling import Sampling
 from service.results import translation_summary
@@ -39,12 +39,20 @@ from service.ws_session import ClientError, WebsocketSession
 START_EXAMPLE = '{"type": "start", "input_format": "pcm16", "sample_rate": 24000, "output_format": "pcm16"}'
 
 
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def parse_json(data: bytes | str, expected: str) -> dict:
+    """A client's JSON message; ClientError for anything else (NaN and Infinity included:
+    strict JSON has no such numbers, and a NaN temperature would poison sampling)."""
     if isinstance(data, bytes):
         raise ClientError("bad_message", f"expected a JSON text message ({expected}), got {len(data)} binary bytes")
     try:
-        message = json.loads(data)
-    except json.JSONDecodeError as exc:
+        message = json.loads(data, parse_constant=_no_constant)
+    except RecursionError:
+        raise ClientError("bad_message", f"JSON nested too deeply; expected {expected}") from None
+    except ValueError as exc:  # json.JSONDecodeError is one
         raise ClientError("bad_message", f"invalid JSON ({exc}); expected {expected}") from None
     if not isinstance(message, dict) or not isinstance(message.get("type"), str):
         raise ClientError("bad_message", f"expected a JSON object with a 'type', such as {expected}")
@@ -74,8 +82,8 @@ class StreamV1(WebsocketSession):
             raise ClientError("bad_message", f"input_format {input_format!r} is not one of {list(INPUT_FORMATS)}")
         if output_format not in OUTPUT_FORMATS:
             raise ClientError("bad_message", f"output_format {output_format!r} is not one of {list(OUTPUT_FORMATS)}")
-        if not isinstance(sample_rate, int) or not 8000 <= sample_rate <= 192000:
-            raise ClientError("bad_message", f"sample_rate {sample_rate!r} must be an integer from 8000 to 192000 "
+        if not isinstance(sample_rate, int) or not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+            raise ClientError("bad_message", f"sample_rate {sample_rate!r} must be an integer from {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} "
                                              "(Opus input is always decoded at 24000)")
         self.decoder = make_decoder(input_format, sample_rate)
         self.encoder = Encoder(output_format)

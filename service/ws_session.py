@@ -55,6 +55,7 @@ class WebsocketSession(ABC):
         self.input_samples = 0
         self.output_frames = 0
         self.opened_at = time.monotonic()
+        self.last_audio = self.opened_at  # a session holding a slot must keep sending audio
 
     # ------------------------------------------------------------ protocol hooks
     async def negotiate(self) -> None:
@@ -78,6 +79,7 @@ class WebsocketSession(ABC):
     # ------------------------------------------------------------ helpers for protocols
     def feed(self, pcm: np.ndarray) -> None:
         assert self.session is not None
+        self.last_audio = time.monotonic()
         self.input_samples += len(pcm)
         limit = self.service.config.max_session_s
         if self.input_samples > limit * SAMPLE_RATE:
@@ -90,13 +92,20 @@ class WebsocketSession(ABC):
         self.service.scheduler.end_input(self.session)
 
     async def receive(self) -> bytes | str | None:
-        """The next message, None once the client is gone; enforces idle timeout and size."""
+        """The next message, None once the client is gone; enforces the idle timeout and size.
+
+        Idle means no audio: pings and other messages do not keep a slot, which only audio
+        (or, after the end of input, waiting for the flushed translation) justifies."""
         config = self.service.config
         input_ended = self.session is not None and self.session.input_ended
-        try:  # after the end of input the client only waits for output: no idle limit then
-            message = await asyncio.wait_for(self.ws.receive(), None if input_ended else config.idle_timeout_s)
+        timeout = None if input_ended else config.idle_timeout_s - (time.monotonic() - self.last_audio)
+        try:
+            if timeout is not None and timeout <= 0:
+                raise asyncio.TimeoutError
+            message = await asyncio.wait_for(self.ws.receive(), timeout)
         except asyncio.TimeoutError:
-            raise ClientError("idle", f"no message for {config.idle_timeout_s:g} s; session closed", POLICY) from None
+            raise ClientError("idle", f"no audio for {config.idle_timeout_s:g} s (pings and text messages do not count); "
+                                      "session closed", POLICY) from None
         if message["type"] == "websocket.disconnect":
             return None
         data = message.get("bytes")
@@ -118,7 +127,7 @@ class WebsocketSession(ABC):
                 raise ClientError("unauthorized", f"missing or wrong API key: {auth_hint()}", POLICY)
             await self.negotiate()
             try:
-                self.session = service.scheduler.open(self.sampling)
+                self.session = await service.scheduler.open(self.sampling, service.config.queue_timeout_s)
             except ValueError as exc:
                 raise ClientError("bad_message", str(exc)) from None
             except NoFreeSlot as exc:

@@ -17,7 +17,7 @@ from service.scheduler import Scheduler
 
 async def stream(scheduler: Scheduler, pcm: np.ndarray, chunk_frames: int, pause_s: float) -> list:
     """A client: sends `chunk_frames` frames every `pause_s`, ends its input, collects until done."""
-    session = scheduler.open()
+    session = await scheduler.open()
     for start in range(0, len(pcm), chunk_frames * FRAME_SIZE):
         scheduler.feed(session, pcm[start:start + chunk_frames * FRAME_SIZE])
         await asyncio.sleep(pause_s)
@@ -35,15 +35,15 @@ def test_concurrent_sessions_refusal_and_departure(tiny_dir):
         scheduler = Scheduler(translator)
         await scheduler.start()
         try:
-            leaver = scheduler.open()
+            leaver = await scheduler.open()
             scheduler.feed(leaver, frames(50, seed=1))
             clients = [
                 asyncio.create_task(stream(scheduler, frames(10, seed=2), chunk_frames=10, pause_s=0)),  # burst
                 asyncio.create_task(stream(scheduler, frames(6, seed=3), chunk_frames=1, pause_s=0.3)),  # stalls
             ]
-            await asyncio.sleep(0)
+            await asyncio.sleep(0.01)
             with pytest.raises(NoFreeSlot):
-                scheduler.open()  # refused at once while three sessions hold the slots
+                await scheduler.open()  # refused (after the short grace) while three sessions hold the slots
             await asyncio.wait_for(leaver.outputs.get(), timeout=10)  # the leaver is being served...
             scheduler.close(leaver)  # ...then its client disconnects mid-stream
             burst, stalled = await asyncio.gather(*clients)
@@ -65,7 +65,7 @@ def test_bad_audio_is_refused_before_the_engine(tiny_dir):
         scheduler = Scheduler(BatchedTranslator(load_checkpoint(tiny_dir), slots=1))
         await scheduler.start()
         try:
-            session = scheduler.open()
+            session = await scheduler.open()
             with pytest.raises(ValueError, match="NaN"):
                 scheduler.feed(session, np.full(FRAME_SIZE, np.nan, dtype=np.float32))
             scheduler.end_input(session)
@@ -78,3 +78,37 @@ def test_bad_audio_is_refused_before_the_engine(tiny_dir):
             await scheduler.stop()
 
     assert asyncio.run(scenario()) > 0
+
+
+def test_a_full_batch_queues_in_arrival_order(tiny_dir):
+    """With a queue timeout, sessions finding every slot busy wait, first come first served,
+    and one that waits too long is refused."""
+    async def scenario():
+        scheduler = Scheduler(BatchedTranslator(load_checkpoint(tiny_dir), slots=1, max_tail_s=0.4))
+        await scheduler.start()
+        try:
+            holder = await scheduler.open()
+            order = []
+
+            async def wait_for_slot(name: str, wait_s: float):
+                try:
+                    session = await scheduler.open(wait_s=wait_s)
+                except NoFreeSlot:
+                    order.append(f"{name} refused")
+                    return
+                order.append(name)
+                await asyncio.sleep(0.1)
+                scheduler.close(session)
+
+            waiters = [asyncio.create_task(wait_for_slot(name, wait_s)) for name, wait_s in
+                       (("first", 5.0), ("second", 5.0), ("impatient", 0.3))]
+            await asyncio.sleep(0.05)
+            assert scheduler.queued == 3
+            await asyncio.sleep(0.5)
+            scheduler.close(holder)
+            await asyncio.gather(*waiters)
+            return order, scheduler.queued
+        finally:
+            await scheduler.stop()
+
+    assert asyncio.run(scenario()) == (["impatient refused", "first", "second"], 0)

@@ -239,11 +239,10 @@ def test_full_slots_refuse_at_once(server):
 
 @pytest.mark.parametrize("messages, expected, code", [
     ([b"\x01garbage, not an ogg page"], b"does not start with an Ogg page", 1003),
-    ([b"\x09hello"], b"unknown message kind 0x09", 1003),
     (["a text frame"], b"text websocket messages are not part of this protocol", 1003),
     ([b"\x01" + b"OggS" + bytes(70 << 10)], b"exceeds the limit of 65536 bytes", 1009),
     ([b"\x01" + opus_pages(frames(4, seed=3))[0], b"\x01OggS" + bytes(300)], b"broken Ogg/Opus stream", 1003),
-], ids=["garbage", "unknown-kind", "text-frame", "oversize", "broken-ogg"])
+], ids=["garbage", "text-frame", "oversize", "broken-ogg"])
 def test_malformed_input_is_reported_and_others_still_served(server, messages, expected, code):
     async def scenario():
         bystander = asyncio.create_task(v1_session(server, frames(12, seed=40), pause_s=0.04))
@@ -253,6 +252,26 @@ def test_malformed_input_is_reported_and_others_still_served(server, messages, e
     error, close_code, bystander = asyncio.run(scenario())
     assert expected in error and close_code == code
     assert bystander["error"] is None and len(bystander["audio"]) == 12 + TAIL_FRAMES
+    wait_for_idle(server)
+
+
+def test_kyutai_unknown_kinds_are_dropped_and_counted(server):
+    """Kyutai's server drops message kinds it does not know; so does this one, and counts them."""
+    async def client():
+        async with connect(f"ws://{server}/api/chat", open_timeout=TIMEOUT) as ws:
+            assert await asyncio.wait_for(ws.recv(), TIMEOUT) == b"\x00"
+            await ws.send(b"\x09hello")
+            await ws.send(b"\x06")  # a ping
+            for page in opus_pages(frames(20, seed=12)):
+                await ws.send(b"\x01" + page)
+            audio = 0
+            while audio < 3:
+                audio += (await asyncio.wait_for(ws.recv(), TIMEOUT))[0] == 0x01
+        return audio
+
+    assert asyncio.run(client()) == 3
+    status, _, body = http("GET", f"http://{server}/metrics")
+    assert status == 200 and 'hibiki_messages_dropped_total{reason="unknown_kind"} 1.0' in body.decode()
     wait_for_idle(server)
 
 
@@ -283,6 +302,9 @@ def test_v1_bad_start_and_bad_pcm(server):
             ('{"type": "start", "input_format": "mp3"}', None),
             ("not json", None),
             ('{"type": "start"}', b"\x00\x01\x02"),  # odd byte count for pcm16
+            ('{"type": "start", "sampling": ' + "[" * 20000 + "]" * 20000 + "}", None),
+            ('{"type": "start", "sampling": {"temp": NaN}}', None),
+            ('{"type": "start", "sampling": {"temp_text": 1e999}}', None),
         ]:
             async with connect(f"ws://{server}/v1/stream", open_timeout=TIMEOUT) as ws:
                 await ws.send(start)
@@ -298,10 +320,14 @@ def test_v1_bad_start_and_bad_pcm(server):
                     pass
         return results
 
-    bad_format, bad_json, odd_bytes = asyncio.run(scenario())
+    bad_format, bad_json, odd_bytes, deep, nan, infinite = asyncio.run(scenario())
     assert "input_format 'mp3' is not one of" in bad_format
     assert "invalid JSON" in bad_json
     assert "not a whole number of 2-byte samples" in odd_bytes
+    assert "JSON nested too deeply" in deep
+    assert "invalid JSON (NaN is not a JSON number)" in nan
+    assert "must be finite numbers >= 0" in infinite
+    wait_for_idle(server)
 
 
 def test_file_endpoint(server):
@@ -318,6 +344,72 @@ def test_file_endpoint(server):
     assert status == 400 and b"'notes.txt': cannot decode as audio" in payload and b"Accepted:" in payload
 
 
+def wav_header_claiming(rate: int, samples: int) -> bytes:
+    """A PCM16 WAV whose header says `rate` (0 makes sphn panic; 1 Hz would resample 24000x)."""
+    data = bytearray(wav_bytes(np.zeros(samples, dtype=np.float32)))
+    data[24:28] = rate.to_bytes(4, "little")
+    data[28:32] = (2 * rate).to_bytes(4, "little")
+    return bytes(data)
+
+
+@pytest.mark.parametrize("filename, data, status, message", [
+    ("zero.wav", wav_header_claiming(0, 4000), 400, b"broken audio header"),
+    ("slow.wav", wav_header_claiming(1, 5000), 400, b"sample rate 1 Hz; accepted: 8000 to 192000 Hz"),
+    ("long.wav", wav_header_claiming(8000, 8000 * 3700), 413, b"exceeds the limit of 3600 s"),
+    (".", None, 200, None), ("..", None, 200, None), ("/", None, 200, None), ("a\x00b.wav", None, 200, None),
+    ("x" * 300 + ".wav", None, 200, None),
+], ids=["rate-0", "rate-1", "header-too-long", "dot", "dotdot", "slash", "nul", "long-name"])
+def test_file_endpoint_hostile_uploads(server, filename, data, status, message):
+    body, headers = multipart(filename, data if data is not None else wav_bytes(frames(3, seed=51)))
+    got, _, payload = http("POST", f"http://{server}/v1/translate", body, headers)
+    assert got == status, payload[:300]
+    assert message is None or message in payload
+    wait_for_idle(server)
+
+
+def test_file_endpoint_bounds_the_body_before_reading_it(strict_server):
+    """Too big by Content-Length, or sent without a key: answered before the body is read."""
+    import socket
+
+    def answer(headers: str) -> tuple[bytes, float]:
+        with socket.create_connection(tuple(strict_server.rsplit(":", 1)), timeout=TIMEOUT) as sock:
+            started = time.monotonic()
+            sock.sendall(headers.encode())  # the promised body never comes
+            return sock.recv(4096), time.monotonic() - started
+
+    head = "POST /v1/translate{} HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: {}\r\n\r\n"
+    too_big, _ = answer(head.format("?auth_id=s3cret", 200 << 20))
+    assert too_big.startswith(b"HTTP/1.1 413") and b"exceeds the limit" in too_big
+    no_key, _ = answer(head.format("", 30 << 20))
+    assert no_key.startswith(b"HTTP/1.1 401")
+
+
+def test_file_client_leaving_frees_its_slot(server):
+    """A client that leaves mid-translation frees its slot at once, not when the file is done."""
+    import http.client
+
+    wait_for_idle(server)
+    seconds = 60
+    body, headers = multipart("long.wav", wav_bytes(frames(round(seconds / 0.08), seed=52)))
+    before = metric(server, "hibiki_output_frames_total")
+    host, port = server.rsplit(":", 1)
+    connection = http.client.HTTPConnection(host, int(port), timeout=TIMEOUT)
+    connection.request("POST", "/v1/translate", body, headers)
+    for _ in range(400):
+        if ready_state(server)["slots_active"] == 1:
+            break
+        time.sleep(0.01)
+    connection.sock.shutdown(2)
+    connection.close()
+    wait_for_idle(server)
+    assert metric(server, "hibiki_output_frames_total") - before < 0.8 * seconds / 0.08
+
+
+def metric(address: str, name: str) -> float:
+    _, _, body = http("GET", f"http://{address}/metrics")
+    return next(float(line.split()[-1]) for line in body.decode().splitlines() if line.startswith(name + " "))
+
+
 def test_auth_and_limits(strict_server):
     pcm = frames(4, seed=60)
     refused = asyncio.run(v1_session(strict_server, pcm))
@@ -331,7 +423,7 @@ def test_auth_and_limits(strict_server):
     bearer = {**headers, "Authorization": "Bearer s3cret"}
     assert http("POST", f"http://{strict_server}/v1/translate", body, bearer)[0] == 200
     error, code = asyncio.run(kyutai_error(strict_server, [], path="/api/chat?auth_id=s3cret"))  # sends nothing
-    assert b"no message for 0.5 s" in error and code == 1008
+    assert b"no audio for 0.5 s" in error and code == 1008
     too_long = asyncio.run(v1_session(strict_server, frames(20, seed=61), query="?auth_id=s3cret"))
     assert too_long["error"]["kind"] == "too_long" and "1 s of audio" in too_long["error"]["message"]
 
@@ -353,8 +445,11 @@ def test_operations_endpoints(server):
 
 
 def test_hibiki_serve_command(tiny_dir):
+    """The real command: it says where it listens, serves, and logs no key sent as a query parameter."""
+    key = "k3y-in-the-url"
     with subprocess.Popen([sys.executable, "-m", "hibiki.cli", "serve", "--model", str(tiny_dir), "--port", "0",
-                           "--slots", "2"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+                           "--slots", "2", "--api-key", key], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True) as proc:
         try:
             address = None
             for line in proc.stdout:
@@ -363,6 +458,44 @@ def test_hibiki_serve_command(tiny_dir):
                     break
             assert address, "the server never said where it listens"
             assert ready_state(address)["slots_total"] == 2
+            served = asyncio.run(v1_session(address, frames(3, seed=70), query=f"?auth_id={key}"))
+            assert served["error"] is None and served["final"] is not None
+            assert http("GET", f"http://{address}/readyz?auth_id={key}")[0] == 200
         finally:
             proc.terminate()
-            proc.wait(timeout=30)
+            log = proc.communicate(timeout=30)[0]
+    assert "auth_id=***" in log and key not in log
+
+
+def test_pings_do_not_hold_a_slot_and_a_left_slot_is_free_at_once(strict_server):
+    """strict_server: 2 slots, a 0.5 s idle limit. Pings are not audio: a ping-only session is
+    closed as idle. A client that leaves frees its slot for the very next connection."""
+    url = f"ws://{strict_server}/api/chat?auth_id=s3cret"
+
+    async def pinger() -> bytes:
+        async with connect(url, open_timeout=TIMEOUT) as ws:
+            assert await asyncio.wait_for(ws.recv(), TIMEOUT) == b"\x00"
+            with contextlib.suppress(ConnectionClosed):
+                for _ in range(40):  # 2 s of pings, 4x the idle limit
+                    await ws.send(b"\x06")
+                    await asyncio.sleep(0.05)
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        message = await asyncio.wait_for(ws.recv(), 0.001)
+                        if message[:1] == b"\x05":
+                            return message[1:]
+            return b""
+
+    async def churn() -> list[bytes]:
+        first = await connect(url, open_timeout=TIMEOUT)
+        second = await connect(url, open_timeout=TIMEOUT)
+        greetings = [await asyncio.wait_for(ws.recv(), TIMEOUT) for ws in (first, second)]
+        await second.close()
+        third = await connect(url, open_timeout=TIMEOUT)  # at once: no tick has run since
+        greetings.append(await asyncio.wait_for(third.recv(), TIMEOUT))
+        for ws in (first, third):
+            await ws.close()
+        return greetings
+
+    assert b"no audio for 0.5 s" in asyncio.run(pinger())
+    assert asyncio.run(churn()) == [b"\x00"] * 3
+    wait_for_idle(strict_server)
