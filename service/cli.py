@@ -13,6 +13,7 @@ import uvicorn
 from hibiki.cli_common import CfgOption, DeviceOption, DtypeOption, ModelOption, open_model, open_translator
 from service.app import create_app
 from service.config import ServiceConfig
+from service.server import DrainingServer
 
 logger = logging.getLogger("hibiki")
 
@@ -34,6 +35,8 @@ def serve(
     idle_timeout: Annotated[float, typer.Option(help="Close a session sending no audio this many seconds (pings do not count).")] = 10.0,
     max_message_bytes: Annotated[int, typer.Option(help="Largest websocket message accepted.")] = 1 << 20,
     max_upload_mb: Annotated[int, typer.Option(help="Largest upload to POST /v1/translate, in MiB.")] = 64,
+    drain_grace: Annotated[float, typer.Option(
+        help="On SIGTERM: seconds files in progress may take to finish before the process exits.")] = 30.0,
     queue_timeout: Annotated[float, typer.Option(
         help="Seconds a session may wait for a slot when all are busy, in arrival order (0: refused at once).")] = 0.0,
     max_tail: Annotated[float, typer.Option(help="Seconds generated past a session's end when the model never ends its text.")] = 10.0,
@@ -54,6 +57,8 @@ def serve(
     logger.info("serving %s on http://%s:%d with %d slots on %s (%s, %d torch threads%s)%s", checkpoint.source, host,
                 port, slots, translator.device, "pipelined" if pipeline else "sequential", torch.get_num_threads(),
                 " each" if pipeline else "", " (API key required)" if config.api_key else "")
+    app = create_app(translator, config)
     # uvicorn's own cap sits above ours, so a too-big message gets our error message, not a bare close.
-    uvicorn.run(create_app(translator, config), host=host, port=port, ws_max_size=4 * max_message_bytes,
-                log_level=os.environ.get("HIBIKI_LOG_LEVEL", "info").lower())
+    server_config = uvicorn.Config(app, host=host, port=port, ws_max_size=4 * max_message_bytes,
+                                   log_level=os.environ.get("HIBIKI_LOG_LEVEL", "info").lower())
+    DrainingServer(server_config, app.state.service, drain_grace).run()

@@ -130,6 +130,10 @@ async def translate_file(request: Request) -> dict:
     if not is_authorized(config.api_key, request.headers, request.query_params):
         service.metrics.refused.labels("unauthorized").inc()
         raise HTTPException(401, f"missing or wrong API key: {auth_hint()}")
+    if service.draining.is_set():
+        service.metrics.refused.labels("shutdown").inc()
+        raise HTTPException(503, "the server is shutting down; send the file again (to another replica)",
+                            headers={"Retry-After": str(config.retry_after_s)})
     data, filename = await read_upload(request, config.max_upload_bytes)
     try:
         pcm = await asyncio.to_thread(decode_upload, data, filename, config.max_session_s)

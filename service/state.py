@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 
 from hibiki.engine import BatchedTranslator
 from service.config import ServiceConfig
@@ -16,3 +17,6 @@ class ServiceState:
     scheduler: Scheduler
     metrics: Metrics
     config: ServiceConfig
+    # Set when the process is asked to stop (SIGTERM): no new sessions; live ones are told
+    # and get their translation so far; files in progress may finish (service.cli drains).
+    draining: asyncio.Event = field(default_factory=asyncio.Event)

@@ -31,7 +31,8 @@ from service.wire_audio import WireFormatError
 logger = logging.getLogger("service.session")
 
 # Websocket close codes (RFC 6455 and IANA registry).
-NORMAL, UNSUPPORTED_DATA, POLICY, TOO_BIG, INTERNAL, TRY_AGAIN_LATER = 1000, 1003, 1008, 1009, 1011, 1013
+NORMAL, UNSUPPORTED_DATA, POLICY, TOO_BIG, INTERNAL, RESTART, TRY_AGAIN_LATER = 1000, 1003, 1008, 1009, 1011, 1012, 1013
+SHUTDOWN_MESSAGE = "the server is shutting down"
 
 
 class ClientError(Exception):
@@ -71,7 +72,7 @@ class WebsocketSession(ABC):
     async def on_frame(self, frame: FrameOutput) -> None: ...
 
     async def on_complete(self) -> None:
-        """The translation is complete (input ended and flushed)."""
+        """The translation is complete (input ended and flushed), or cut short by a shutdown."""
 
     @abstractmethod
     async def send_error(self, error: ClientError) -> None: ...
@@ -125,6 +126,9 @@ class WebsocketSession(ABC):
             if not is_authorized(service.config.api_key, self.ws.headers, self.ws.query_params):
                 service.metrics.refused.labels("unauthorized").inc()
                 raise ClientError("unauthorized", f"missing or wrong API key: {auth_hint()}", POLICY)
+            if service.draining.is_set():
+                service.metrics.refused.labels("shutdown").inc()
+                raise ClientError("shutdown", f"{SHUTDOWN_MESSAGE}; connect again (to another replica)", TRY_AGAIN_LATER)
             await self.negotiate()
             try:
                 self.session = await service.scheduler.open(self.sampling, service.config.queue_timeout_s)
@@ -141,9 +145,11 @@ class WebsocketSession(ABC):
                 await self.ws.close(NORMAL)
         except ClientError as error:
             outcome = error.kind
-            if error.kind not in ("unauthorized", "no_free_slot"):  # those are counted as refusals
+            if self.session is not None or error.kind not in ("unauthorized", "no_free_slot", "shutdown"):  # else a refusal
                 service.metrics.errors.labels(error.kind).inc()
             with contextlib.suppress(Exception):  # the client may already be gone
+                if error.kind == "shutdown" and self.session is not None:
+                    await self.on_complete()  # the translation so far
                 await self.send_error(error)
                 await self.ws.close(error.close_code, error.message[:120])
         except WebSocketDisconnect:
@@ -165,13 +171,19 @@ class WebsocketSession(ABC):
         """Client -> scheduler and scheduler -> client until one side ends; True if the translation completed."""
         reader = asyncio.create_task(self._read_loop())
         writer = asyncio.create_task(self._write_loop())
-        done, pending = await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
+        shutdown = asyncio.create_task(self.service.draining.wait())
+        done, pending = await asyncio.wait({reader, writer, shutdown}, return_when=asyncio.FIRST_COMPLETED)
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
-        for task in done:
+        for task in done - {shutdown}:
             task.result()  # re-raises a ClientError from the reader
-        return writer in done
+        if writer in done:
+            return True
+        if shutdown in done:
+            raise ClientError("shutdown", f"{SHUTDOWN_MESSAGE}; this session ends here, its translation so far "
+                                          "was sent", RESTART)
+        return False
 
     async def _read_loop(self) -> None:
         while (data := await self.receive()) is not None:

@@ -499,3 +499,55 @@ def test_pings_do_not_hold_a_slot_and_a_left_slot_is_free_at_once(strict_server)
     assert b"no audio for 0.5 s" in asyncio.run(pinger())
     assert asyncio.run(churn()) == [b"\x00"] * 3
     wait_for_idle(strict_server)
+
+
+def start_serve(tiny_dir, *args: str) -> tuple[subprocess.Popen, str]:
+    """`hibiki serve` in a subprocess on a free port: (process, address)."""
+    proc = subprocess.Popen([sys.executable, "-m", "hibiki.cli", "serve", "--model", str(tiny_dir), "--port", "0", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in proc.stdout:
+        if "Uvicorn running on http://" in line:
+            return proc, line.split("http://")[1].split()[0]
+    proc.kill()
+    raise AssertionError("the server never said where it listens")
+
+
+def test_sigterm_drains(tiny_dir):
+    """SIGTERM: a live session gets its translation so far and an error naming the shutdown; a
+    file in progress finishes; a newcomer meanwhile is refused with the reason; then the
+    process exits by itself, cleanly."""
+    import signal
+    import threading
+
+    proc, address = start_serve(tiny_dir, "--slots", "3", "--greedy", "--drain-grace", "120")
+    try:
+        body, headers = multipart("long.wav", wav_bytes(frames(500, seed=82)))  # 40 s of audio
+        upload: dict = {}
+        thread = threading.Thread(target=lambda: upload.update(
+            answer=http("POST", f"http://{address}/v1/translate", body, headers)))
+
+        async def scenario():
+            live = asyncio.create_task(v1_session(address, frames(60, seed=80), pause_s=0.08))  # ~5 s in real time
+            thread.start()
+            for _ in range(200):
+                if ready_state(address)["slots_active"] == 2:
+                    break
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(0.5)
+            proc.send_signal(signal.SIGTERM)
+            live = await live
+            late = await v1_session(address, frames(3, seed=81))
+            return live, late
+
+        live, late = asyncio.run(scenario())
+        thread.join(timeout=120)
+        assert live["error"]["kind"] == "shutdown" and "shutting down" in live["error"]["message"]
+        assert live["final"] is not None and 0 < live["final"]["timing"]["input_s"] < 4.8
+        assert late["error"]["kind"] == "shutdown" and "another replica" in late["error"]["message"]
+        status, _, payload = upload["answer"]
+        assert status == 200 and json.loads(payload)["timing"]["input_s"] == pytest.approx(40.0)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.kill()
+        log = proc.communicate(timeout=30)[0]
+    assert "Traceback" not in log and "draining" in log and "drained; stopping" in log
