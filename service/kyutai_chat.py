@@ -18,6 +18,16 @@ from service.ws_session import ClientError, WebsocketSession
 HANDSHAKE, AUDIO, TEXT, ERROR, PING = 0x00, 0x01, 0x02, 0x05, 0x06
 
 
+def split_message(data: bytes | str) -> tuple[int, bytes]:
+    """A client message as (kind byte, payload); ClientError for what the protocol cannot carry."""
+    if isinstance(data, str):
+        raise ClientError("bad_message", "text websocket messages are not part of this protocol: send binary "
+                                         "messages, a kind byte then its payload (0x01 + Ogg/Opus pages)")
+    if not data:
+        raise ClientError("bad_message", "empty message: expected a kind byte then its payload")
+    return data[0], bytes(data[1:])
+
+
 class KyutaiChat(WebsocketSession):
     protocol = "kyutai"
 
@@ -27,14 +37,9 @@ class KyutaiChat(WebsocketSession):
         await self.ws.send_bytes(bytes([HANDSHAKE]))
 
     async def on_message(self, data: bytes | str) -> None:
-        if isinstance(data, str):
-            raise ClientError("bad_message", "text websocket messages are not part of this protocol: send binary "
-                                             "messages, a kind byte then its payload (0x01 + Ogg/Opus pages)")
-        if not data:
-            raise ClientError("bad_message", "empty message: expected a kind byte then its payload")
-        kind = data[0]
+        kind, payload = split_message(data)
         if kind == AUDIO:
-            self.feed(self.decoder.decode(data[1:]))
+            self.feed(self.decoder.decode(payload))
         elif kind != PING:
             self.service.metrics.dropped.labels("unknown_kind").inc()
 

@@ -59,6 +59,35 @@ def parse_json(data: bytes | str, expected: str) -> dict:
     return message
 
 
+def _is_a(kind: type, value: object) -> bool:
+    """Whether a JSON value stands for a `kind` field: numbers are not booleans, an integer
+    field takes integral numbers, and a float field numbers a float can hold."""
+    if kind is bool or isinstance(value, bool):
+        return kind is bool and isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    return isinstance(value, float) or (isinstance(value, int) and abs(value) < 2 ** 53)
+
+
+def parse_sampling(options: object, base: Sampling) -> Sampling:
+    """A start message's `sampling` object over the server's settings; ClientError for anything
+    but an object of `Sampling`'s fields with values it accepts."""
+    accepted = typing.get_type_hints(Sampling)
+    if not isinstance(options, dict) or set(options) - set(accepted):
+        raise ClientError("bad_message", f"sampling must be an object with some of {sorted(accepted)}")
+    for key, value in options.items():
+        kind = accepted[key]
+        if not _is_a(kind, value):
+            raise ClientError("bad_message", f"sampling.{key} must be a{'n' if kind is int else ''} {kind.__name__}, got {value!r}"[:300])
+    # The object describes how this session samples; numbers it leaves out are the server's.
+    sampling = dataclasses.replace(base, **{"greedy": False, **{k: accepted[k](v) for k, v in options.items()}})
+    try:
+        sampling.check()
+    except ValueError as exc:
+        raise ClientError("bad_message", str(exc)) from None
+    return sampling
+
+
 class StreamV1(WebsocketSession):
     protocol = "v1"
 
@@ -74,7 +103,7 @@ class StreamV1(WebsocketSession):
             raise ClientError("bad_message", f"unknown start fields {sorted(unknown)}; accepted: "
                                              "input_format, sample_rate, output_format, sampling")
         if "sampling" in start:
-            self.sampling = self.parse_sampling(start["sampling"])
+            self.sampling = parse_sampling(start["sampling"], self.service.translator.sampling)
         input_format = start.get("input_format", "pcm16")
         output_format = start.get("output_format", "pcm16")
         sample_rate = start.get("sample_rate", SAMPLE_RATE)
@@ -89,21 +118,6 @@ class StreamV1(WebsocketSession):
         self.encoder = Encoder(output_format)
         self.text_tokens: list[int] = []
         self.ended_at: float | None = None
-
-    def parse_sampling(self, options: object) -> Sampling:
-        accepted = typing.get_type_hints(Sampling)
-        if not isinstance(options, dict) or set(options) - set(accepted):
-            raise ClientError("bad_message", f"sampling must be an object with some of {sorted(accepted)}")
-        for key, value in options.items():
-            kind = accepted[key]
-            valid = isinstance(value, bool) if kind is bool else (
-                isinstance(value, (int, float)) and not isinstance(value, bool) and (kind is float or float(value).is_integer()))
-            if not valid:
-                raise ClientError("bad_message", f"sampling.{key} must be a{'n' if kind is int else ''} {kind.__name__}, got {value!r}")
-        base = self.service.translator.sampling
-        values = {"greedy": False, **{k: accepted[k](v) for k, v in options.items()}}
-        # The object describes how this session samples; numbers it leaves out are the server's.
-        return dataclasses.replace(base, **values)
 
     async def greet(self) -> None:
         assert self.session is not None
