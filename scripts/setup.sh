@@ -4,10 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Debian packages: chromium runs the web page's end-to-end test (headless, fake microphone);
-# espeak-ng speaks the generated evaluation and training corpora.
+# espeak-ng speaks the generated evaluation and training corpora; haproxy balances the
+# replicas of the multi-machine test (service/deploy/haproxy.cfg).
 missing=()
 command -v chromium > /dev/null || missing+=(chromium)
 command -v espeak-ng > /dev/null || missing+=(espeak-ng)
+command -v haproxy > /dev/null || missing+=(haproxy)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get > /dev/null; then
     echo "installing Debian packages: ${missing[*]}..."

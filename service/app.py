@@ -83,9 +83,10 @@ def create_app(translator: BatchedTranslator, config: ServiceConfig | None = Non
     @app.get("/readyz", summary="Readiness: the model is loaded and its clock is ticking")
     async def readyz() -> JSONResponse:
         scheduler = service.scheduler
-        ready = scheduler.running
+        ready = scheduler.running and not service.draining.is_set()  # a draining replica takes no newcomers
         body = {"ready": ready, "slots_total": scheduler.capacity, "slots_active": scheduler.active,
-                "queued": scheduler.queued, "ticks": scheduler.ticks, "device": str(translator.device)}
+                "queued": scheduler.queued, "draining": service.draining.is_set(),
+                "ticks": scheduler.ticks, "device": str(translator.device)}
         return JSONResponse(body, status_code=200 if ready else 503)
 
     @app.get("/metrics", summary="Prometheus metrics")

@@ -58,7 +58,6 @@ def serve(
                 port, slots, translator.device, "pipelined" if pipeline else "sequential", torch.get_num_threads(),
                 " each" if pipeline else "", " (API key required)" if config.api_key else "")
     app = create_app(translator, config)
-    # uvicorn's own cap sits above ours, so a too-big message gets our error message, not a bare close.
-    server_config = uvicorn.Config(app, host=host, port=port, ws_max_size=4 * max_message_bytes,
+    server_config = uvicorn.Config(app, host=host, port=port, ws_max_size=config.ws_max_size,
                                    log_level=os.environ.get("HIBIKI_LOG_LEVEL", "info").lower())
     DrainingServer(server_config, app.state.service, drain_grace).run()

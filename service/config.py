@@ -14,3 +14,9 @@ class ServiceConfig:
     max_upload_bytes: int = 64 << 20  # POST /v1/translate
     queue_timeout_s: float = 0.0  # how long a session may wait for a busy batch's slot (0: refused at once)
     retry_after_s: int = 2  # advertised to clients refused for lack of a free slot
+
+    @property
+    def ws_max_size(self) -> int:
+        """uvicorn's own cap on a websocket message: above ours, so that a message past our
+        limit gets our error message; past this one uvicorn closes with 1009 before we see it."""
+        return 4 * self.max_message_bytes

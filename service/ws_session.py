@@ -108,6 +108,9 @@ class WebsocketSession(ABC):
             raise ClientError("idle", f"no audio for {config.idle_timeout_s:g} s (pings and text messages do not count); "
                                       "session closed", POLICY) from None
         if message["type"] == "websocket.disconnect":
+            if message.get("code") == TOO_BIG:  # past uvicorn's own cap (4x ours): closed before we saw it
+                raise ClientError("too_big", f"a message exceeded uvicorn's cap of {config.ws_max_size} bytes "
+                                             f"(the limit is {config.max_message_bytes})", TOO_BIG)
             return None
         data = message.get("bytes")
         if data is None:

@@ -86,7 +86,7 @@ def live_server(app) -> Iterator[str]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     host, port = sock.getsockname()
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws_max_size=8 << 20))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws_max_size=app.state.service.config.ws_max_size))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:

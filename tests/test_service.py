@@ -255,6 +255,25 @@ def test_malformed_input_is_reported_and_others_still_served(server, messages, e
     wait_for_idle(server)
 
 
+def test_a_message_past_uvicorns_cap_closes_with_1009_and_is_counted(server):
+    """Past 4x --max-message-bytes uvicorn closes the socket itself (1009, naming its cap); the
+    session is logged and counted as too_big, not as a client that left."""
+    before = metric(server, 'hibiki_session_errors_total{kind="too_big"}')
+
+    async def client():
+        async with connect(f"ws://{server}/api/chat", open_timeout=TIMEOUT, max_size=None) as ws:
+            assert await asyncio.wait_for(ws.recv(), TIMEOUT) == b"\x00"
+            await ws.send(b"\x01OggS" + bytes(300 << 10))
+            with contextlib.suppress(ConnectionClosed):
+                while True:
+                    await asyncio.wait_for(ws.recv(), TIMEOUT)
+            return ws.close_code
+
+    assert asyncio.run(client()) == 1009
+    wait_for_idle(server)
+    assert metric(server, 'hibiki_session_errors_total{kind="too_big"}') == before + 1
+
+
 def test_kyutai_unknown_kinds_are_dropped_and_counted(server):
     """Kyutai's server drops message kinds it does not know; so does this one, and counts them."""
     async def client():
@@ -407,7 +426,7 @@ def test_file_client_leaving_frees_its_slot(server):
 
 def metric(address: str, name: str) -> float:
     _, _, body = http("GET", f"http://{address}/metrics")
-    return next(float(line.split()[-1]) for line in body.decode().splitlines() if line.startswith(name + " "))
+    return next((float(line.split()[-1]) for line in body.decode().splitlines() if line.startswith(name + " ")), 0.0)
 
 
 def test_auth_and_limits(strict_server):
