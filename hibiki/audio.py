@@ -34,7 +34,7 @@ class AudioTooLong(AudioError):
     """Audio whose header claims more than the caller's limit; nothing was decoded."""
 
 
-def _is_panic(exc: BaseException) -> bool:
+def is_sphn_panic(exc: BaseException) -> bool:
     """A Rust panic inside sphn: pyo3 raises it as a BaseException, not an Exception."""
     return type(exc).__name__ == "PanicException"
 
@@ -57,8 +57,8 @@ def audio_seconds(path: str | Path) -> float | None:
                 raise AudioError(f"{path}: broken audio header ({exc}); accepted: {ACCEPTED}") from None
         try:
             (seconds,) = sphn.durations([str(path)])
-        except BaseException as exc:  # noqa: B036 - sphn's panics, see _is_panic
-            if not (isinstance(exc, Exception) or _is_panic(exc)):
+        except BaseException as exc:  # noqa: B036 - sphn's panics, see is_sphn_panic
+            if not (isinstance(exc, Exception) or is_sphn_panic(exc)):
                 raise
             raise AudioError(f"{path}: cannot decode as audio ({exc}); accepted: {ACCEPTED}") from None
         return seconds
@@ -78,7 +78,7 @@ def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE, max_seconds: fl
     try:
         pcm, rate = sphn.read(str(path))
     except BaseException as exc:  # noqa: B036 - ValueError/OSError for bad data, or a panic
-        if not (isinstance(exc, Exception) or _is_panic(exc)):
+        if not (isinstance(exc, Exception) or is_sphn_panic(exc)):
             raise
         raise AudioError(f"{path}: cannot decode as audio ({exc}); accepted: {ACCEPTED}") from None
     return _mono_at_rate(np.asarray(pcm, dtype=np.float32), rate, sample_rate, str(path))

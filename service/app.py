@@ -35,8 +35,12 @@ DESCRIPTION = f"""Simultaneous speech-to-speech translation (Kyutai Hibiki desig
 * `POST /v1/translate` — a whole recording.
 
 Authentication (when the server has an API key): header `kyutai-api-key`, `Authorization:
-Bearer`, or query parameter `auth_id`. When every slot is busy a session is refused at once
-(websocket error + close code 1013, HTTP 503 with Retry-After).
+Bearer`, or query parameter `auth_id`. When every slot is busy a session waits up to the
+server's `--queue-timeout` (default: a quarter second), then is refused (websocket error
+`no_free_slot` + close code 1013, HTTP 503 with Retry-After). While the server shuts down,
+newcomers are refused (`shutdown`, 1013) and live sessions get their `final` so far, then
+an error `shutdown` and close code 1012. Sessions sending no audio for `--idle-timeout`
+seconds are closed (`idle`, 1008); pings do not count.
 """
 
 

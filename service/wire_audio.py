@@ -12,7 +12,7 @@ import numpy as np
 import soxr
 import sphn
 
-from hibiki.audio import SAMPLE_RATE, pcm16_bytes, pcm16_samples
+from hibiki.audio import SAMPLE_RATE, is_sphn_panic, pcm16_bytes, pcm16_samples
 
 INPUT_FORMATS = ("opus", "pcm16", "f32")
 OUTPUT_FORMATS = ("opus", "pcm16", "f32", "none")
@@ -36,7 +36,9 @@ class OpusDecoder:
                                   "expected Ogg/Opus pages, 24 kHz mono")
         try:
             return np.asarray(self._reader.append_bytes(payload), dtype=np.float32)
-        except ValueError as exc:
+        except BaseException as exc:  # noqa: B036 - ValueError for bad data, or a panic inside sphn
+            if not (isinstance(exc, ValueError) or is_sphn_panic(exc)):
+                raise
             raise WireFormatError(f"broken Ogg/Opus stream ({exc})") from None
 
     def flush(self) -> np.ndarray:
