@@ -139,8 +139,8 @@ async def translate_file(request: Request) -> dict:
         pcm = await asyncio.to_thread(decode_upload, data, filename, config.max_session_s)
     except AudioTooLong as exc:
         raise HTTPException(413, str(exc)) from None
-    except AudioError as exc:
-        raise HTTPException(400, f"{exc}. Accepted: {ACCEPTED}") from None
+    except AudioError as exc:  # most name what is accepted already
+        raise HTTPException(400, str(exc) if "accepted:" in str(exc) else f"{exc}. Accepted: {ACCEPTED}") from None
     if len(pcm) > config.max_session_s * SAMPLE_RATE:
         raise HTTPException(413, f"audio of {len(pcm) / SAMPLE_RATE:.1f} s exceeds the limit of {config.max_session_s:g} s")
     scheduler = service.scheduler
