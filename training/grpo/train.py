@@ -173,7 +173,10 @@ class GRPOTrainer:
             self.start_bleu = record["val_bleu"]
         laal_s = record.get("val_laal_s")
         eligible = laal_s is not None and record["val_bleu"] >= self.start_bleu - self.config.max_bleu_loss
-        better = eligible and (self.best is None or (laal_s, -record["val_bleu"]) < (self.best["val_laal_s"], -self.best["val_bleu"]))
+        # The start is kept first, so that `best` exists even when no validation has a LAAL (a
+        # model that writes no words); an update replaces it only by an eligible, earlier one.
+        better = self.best is None or (eligible and (self.best["val_laal_s"] is None or (
+            (laal_s, -record["val_bleu"]) < (self.best["val_laal_s"], -self.best["val_bleu"]))))
         if better:
             self.best = record
         if self.accelerator.is_main_process:
