@@ -209,7 +209,11 @@ def test_report_card_tabulates_the_stage_outputs(tmp_path):
         (tmp_path / phase).mkdir()
         (tmp_path / phase / "train_summary.json").write_text(json.dumps(
             {"steps": steps, "wall_s": 600, "frames_per_s": 500.0, "history": history}))
+    (tmp_path / "grpo").mkdir()  # a model too young to write words: no latency to report
+    (tmp_path / "grpo" / "grpo_summary.json").write_text(json.dumps({"wall_s": 120, "history": [
+        {"step": 0, "val_bleu": 0.0, "val_laal_s": None}, {"step": 4, "val_bleu": 0.5, "val_laal_s": None}]}))
     text = report(tmp_path).read_text()
+    assert "- GRPO: 1 steps, 2 min; validation BLEU 0.00 -> 0.50, LAAL none -> none s" in text
     assert "- supervised (text only): 40 steps, 10 min, 500 frames/s, final valid text loss 1.250 (1.750 with" in text
     assert "- supervised (text + audio): 20 steps" in text
     assert "- supervised (text + audio, lags drawn in [1, 2] s): 60 steps" in text

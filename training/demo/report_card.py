@@ -95,6 +95,11 @@ def _plot_training(phases: dict[str, dict], codec: list | None, path: Path) -> N
     plt.close(fig)
 
 
+def _figure(value: float | None) -> str:
+    """A validation figure; none when the model wrote no words to time."""
+    return "none" if value is None else f"{value:.2f}"
+
+
 def report(out: Path) -> Path:
     recipe = load_json(out / "recipe.json") or {}
     corpus = load_json(out / "corpus" / "summary.json") or {}
@@ -144,8 +149,8 @@ def report(out: Path) -> Path:
     if grpo:
         first, last = grpo["history"][0], grpo["history"][-1]
         lines.append(f"- GRPO: {len(grpo['history']) - 1} steps, {grpo['wall_s'] / 60:.0f} min; validation BLEU "
-                     f"{first.get('val_bleu')} -> {last.get('val_bleu')}, LAAL {first.get('val_laal_s', 0):.2f} -> "
-                     f"{last.get('val_laal_s', 0):.2f} s")
+                     f"{_figure(first.get('val_bleu'))} -> {_figure(last.get('val_bleu'))}, LAAL "
+                     f"{_figure(first.get('val_laal_s'))} -> {_figure(last.get('val_laal_s'))} s")
     _plot_training(phases, codec_history, out / "report_training.png")
     lines += ["", "![training curves](report_training.png)", "", "## Wall time per stage", ""]
     minutes = [None if s.get("seconds") is None else round(s["seconds"] / 60, 1) for s in stages]
