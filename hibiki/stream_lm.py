@@ -17,7 +17,6 @@ and the logits are shaped per slot before it picks. A `Recorder` sees the raw lo
 
 from __future__ import annotations
 
-import logging
 from contextlib import ExitStack
 from typing import Protocol
 
@@ -27,8 +26,6 @@ from moshi.models import LMGen
 from hibiki.checkpoint import Checkpoint
 from hibiki.sampling import Sampling
 from hibiki.slot_sampling import SlotSampling
-
-logger = logging.getLogger(__name__)
 
 
 class Recorder(Protocol):
@@ -55,7 +52,7 @@ class StreamLM:
         if lm.is_streaming:
             raise ValueError("this checkpoint's LM already serves another translator or rollout; close that one "
                              "or load the checkpoint again")
-        self.lm, self.slots, self.sampling, self.recorder = lm, slots, sampling, recorder
+        self.lm, self.sampling, self.recorder = lm, sampling, recorder
         self.device = lm.device
         self.max_delay = max(lm.delays)
         self.n_source = lm.n_q - lm.dep_q

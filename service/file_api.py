@@ -32,6 +32,7 @@ from service.state import ServiceState
 
 router = APIRouter()
 DISCONNECT_POLL_S = 0.25
+MULTIPART_FRAMING = 64 << 10  # bytes a multipart body may hold beyond the file itself
 OPENAPI_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
     "type": "object", "required": ["file"],
     "properties": {"file": {"type": "string", "format": "binary", "description": f"the recording: {ACCEPTED}"}}}}}}}
@@ -67,12 +68,12 @@ async def _limited(stream: AsyncIterator[bytes], limit: int) -> AsyncIterator[by
 async def read_upload(request: Request, limit: int) -> tuple[bytes, str]:
     """The multipart `file` field, refused (413) as soon as the body passes `limit` bytes."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit + (64 << 10):  # multipart framing
+    if declared is not None and declared.isdigit() and int(declared) > limit + MULTIPART_FRAMING:
         raise HTTPException(413, f"upload of {int(declared)} bytes exceeds the limit of {limit} bytes")
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise HTTPException(400, "expected a multipart/form-data body with the recording in field 'file'")
     try:
-        form = await MultiPartParser(request.headers, _limited(request.stream(), limit + (64 << 10)),
+        form = await MultiPartParser(request.headers, _limited(request.stream(), limit + MULTIPART_FRAMING),
                                      max_files=1, max_fields=8).parse()
     except _TooLarge:
         raise HTTPException(413, f"upload exceeds the limit of {limit} bytes") from None

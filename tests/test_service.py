@@ -466,16 +466,9 @@ def test_operations_endpoints(server):
 def test_hibiki_serve_command(tiny_dir):
     """The real command: it says where it listens, serves, and logs no key sent as a query parameter."""
     key = "k3y-in-the-url"
-    with subprocess.Popen([sys.executable, "-m", "hibiki.cli", "serve", "--model", str(tiny_dir), "--port", "0",
-                           "--slots", "2", "--api-key", key], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True) as proc:
+    proc, address = start_serve(tiny_dir, "--slots", "2", "--api-key", key)
+    with proc:
         try:
-            address = None
-            for line in proc.stdout:
-                if "Uvicorn running on http://" in line:
-                    address = line.split("http://")[1].split()[0]
-                    break
-            assert address, "the server never said where it listens"
             assert ready_state(address)["slots_total"] == 2
             served = asyncio.run(v1_session(address, frames(3, seed=70), query=f"?auth_id={key}"))
             assert served["error"] is None and served["final"] is not None
