@@ -36,9 +36,9 @@ def serve(
     max_message_bytes: Annotated[int, typer.Option(help="Largest websocket message accepted.")] = 1 << 20,
     max_upload_mb: Annotated[int, typer.Option(help="Largest upload to POST /v1/translate, in MiB.")] = 64,
     drain_grace: Annotated[float, typer.Option(
-        help="On SIGTERM: seconds files in progress may take to finish before the process exits.")] = 30.0,
+        min=0, help="On SIGTERM: seconds files in progress may take to finish before the process exits.")] = 30.0,
     queue_timeout: Annotated[float, typer.Option(
-        help="Seconds a session may wait for a slot when all are busy, in arrival order (0: refused at once).")] = 0.0,
+        min=0, help="Seconds a session may wait for a slot when all are busy, in arrival order (0: refused at once).")] = 0.0,
     max_tail: Annotated[float, typer.Option(help="Seconds generated past a session's end when the model never ends its text.")] = 10.0,
     greedy: Annotated[bool, typer.Option(help="Argmax instead of sampling.")] = False,
     cfg_coef: CfgOption = None,
